@@ -1,0 +1,33 @@
+# matsym — make demo | make test | make bench | make lint
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXTRAS ?= test,workflows
+
+.PHONY: venv demo test bench lint clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+venv: $(BIN)/.installed
+
+demo: venv
+	OMP_NUM_THREADS=1 $(BIN)/python examples/perovskite_pnma.py --out demo_output
+
+test: venv
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q tests
+
+lint: venv
+	$(BIN)/ruff check matsym tests examples benchmarks workflows
+
+bench: venv
+	$(BIN)/pip install -q ".[bench]" || true
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache
