@@ -1,0 +1,305 @@
+"""E(3)-equivariant gated convolutional network (e3nn) on crystal graphs.
+
+The network maps per-site input features (fixed scalars plus learnable order parameters) to per-site output
+features (the spherical signal of each site's displacement). Positions never change during a search, so the edge
+geometry (spherical harmonics of the edge directions, radial basis of the edge lengths) is computed once per graph
+in :class:`EdgeGeometry` and reused by every layer and every optimisation step.
+
+Each layer is a point convolution (paper Eq. 1): a tensor product of the neighbour's features with the spherical
+harmonics of the edge, weighted by a learned radial function, summed over neighbours; plus a self-interaction
+(``o3.Linear``) in place of self edges, whose spherical harmonics would be undefined. Hidden layers end in a gated
+nonlinearity.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from e3nn import o3
+from e3nn.math import soft_one_hot_linspace
+from e3nn.nn import FullyConnectedNet, Gate
+
+from matsym.errors import IrrepsError
+
+__all__ = ["EdgeGeometry", "EquivariantNetwork", "NetworkConfig", "parse_irreps"]
+
+
+def parse_irreps(irreps: str | o3.Irreps, what: str = "irreps") -> o3.Irreps:
+    """Parse an e3nn irreps string, raising :class:`IrrepsError` with the offending text on failure."""
+    try:
+        parsed = o3.Irreps(irreps)
+    except (ValueError, AssertionError, TypeError, IndexError) as exc:
+        raise IrrepsError(
+            f"{what}: expected an e3nn irreps string such as '1x0e+1x1e+2o', got {irreps!r} ({exc})"
+        ) from None
+    return parsed
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Sizes of an :class:`EquivariantNetwork`.
+
+    Attributes:
+        layers: number of convolutions (the last one maps to the output irreps, the others end in a gate).
+        mul: copies of each hidden irrep.
+        hidden_lmax: largest L among hidden features (both parities are kept).
+        sh_lmax: largest L of the filters' spherical harmonics.
+        n_basis: size of the radial basis.
+        radial_neurons: hidden widths of the radial MLP (a tuple; empty means a linear map of the basis).
+    """
+
+    layers: int = 2
+    mul: int = 4
+    hidden_lmax: int = 2
+    sh_lmax: int = 2
+    n_basis: int = 8
+    radial_neurons: tuple[int, ...] = (16,)
+
+    @classmethod
+    def for_output(cls, irreps_out: str | o3.Irreps, **overrides) -> NetworkConfig:
+        """A small configuration whose reach covers ``irreps_out``.
+
+        An lmax-L output needs hidden features and filters whose L's can add up to L: with hidden_lmax + sh_lmax
+        >= L every output irrep has a path in the last layer.
+        """
+        lmax_out = parse_irreps(irreps_out).lmax
+        sh = max(2, math.ceil(lmax_out / 2))
+        hidden = max(2, lmax_out - sh)
+        values = {"sh_lmax": sh, "hidden_lmax": hidden}
+        values.update(overrides)
+        return cls(**values)
+
+    @classmethod
+    def paper(cls) -> NetworkConfig:
+        """The reference size of the paper's notebooks (3 layers, lmax 6, 6 copies, radial MLP 10->100->100->100)."""
+        return cls(layers=3, mul=6, hidden_lmax=6, sh_lmax=6, n_basis=10, radial_neurons=(100, 100, 100))
+
+    def as_dict(self) -> dict:
+        return {
+            "layers": self.layers,
+            "mul": self.mul,
+            "hidden_lmax": self.hidden_lmax,
+            "sh_lmax": self.sh_lmax,
+            "n_basis": self.n_basis,
+            "radial_neurons": list(self.radial_neurons),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> NetworkConfig:
+        d = dict(d)
+        d["radial_neurons"] = tuple(d.get("radial_neurons", ()))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class EdgeGeometry:
+    """Fixed per-edge inputs of the network, computed once per graph.
+
+    Attributes:
+        edge_src: sending node of each edge.  # [E]
+        edge_dst: receiving node of each edge.  # [E]
+        edge_sh: spherical harmonics of the edge vectors, e3nn basis, 'component' normalisation.  # [E, (sh_lmax+1)^2]
+        edge_radial: radial basis of the edge lengths.  # [E, n_basis]
+        num_nodes: number of nodes.
+        avg_neighbors: mean number of incoming edges per node (message normalisation).
+    """
+
+    edge_src: torch.Tensor
+    edge_dst: torch.Tensor
+    edge_sh: torch.Tensor
+    edge_radial: torch.Tensor
+    num_nodes: int
+    avg_neighbors: float
+
+    @classmethod
+    def from_vectors(
+        cls,
+        edge_src,
+        edge_dst,
+        edge_vec,
+        num_nodes: int,
+        *,
+        sh_lmax: int,
+        n_basis: int,
+        cutoff: float,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> EdgeGeometry:
+        """Geometry from edge index arrays and edge vectors (``pos[dst] - pos[src] + shift @ cell``)."""
+        vec = torch.tensor(np.asarray(edge_vec, dtype=np.float64), device=device)  # [E, 3]
+        src = torch.tensor(np.asarray(edge_src, dtype=np.int64), device=device)
+        dst = torch.tensor(np.asarray(edge_dst, dtype=np.int64), device=device)
+        length = vec.norm(dim=-1)
+        if len(length) and float(length.min()) <= 0.0:
+            raise ValueError("zero-length edge in the graph: self edges have no direction")
+        sh = o3.spherical_harmonics(
+            o3.Irreps.spherical_harmonics(sh_lmax), vec, normalize=True, normalization="component"
+        )
+        radial = soft_one_hot_linspace(
+            length, 0.0, cutoff, n_basis, basis="smooth_finite", cutoff=True
+        ) * math.sqrt(n_basis)
+        avg = max(len(src) / max(num_nodes, 1), 1.0)
+        return cls(src, dst, sh.to(dtype), radial.to(dtype), int(num_nodes), float(avg))
+
+    @classmethod
+    def from_graph(cls, graph, config: NetworkConfig, *, dtype=torch.float32, device=None) -> EdgeGeometry:
+        """Geometry of a :class:`matsym.graph.CrystalGraph`."""
+        return cls.from_vectors(
+            graph.edge_src,
+            graph.edge_dst,
+            graph.edge_vec,
+            graph.num_nodes,
+            sh_lmax=config.sh_lmax,
+            n_basis=config.n_basis,
+            cutoff=graph.cutoff,
+            dtype=dtype,
+            device=device,
+        )
+
+
+def _tp_path_exists(irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, ir_out: o3.Irrep) -> bool:
+    return any(ir_out in ir1 * ir2 for _, ir1 in irreps_in1 for _, ir2 in irreps_in2)
+
+
+class _Convolution(torch.nn.Module):
+    """Point convolution with radial-MLP weights plus an ``o3.Linear`` self-interaction."""
+
+    def __init__(
+        self,
+        irreps_in: o3.Irreps,
+        irreps_sh: o3.Irreps,
+        irreps_out: o3.Irreps,
+        n_basis: int,
+        radial_neurons: tuple[int, ...],
+    ) -> None:
+        super().__init__()
+        self.irreps_in = irreps_in
+        self.irreps_out = irreps_out
+        self.self_interaction = o3.Linear(irreps_in, irreps_out)
+        irreps_mid = []
+        instructions = []
+        for i, (mul, ir_in) in enumerate(irreps_in):
+            for j, (_, ir_sh) in enumerate(irreps_sh):
+                for ir_out in ir_in * ir_sh:
+                    if ir_out in irreps_out:
+                        k = len(irreps_mid)
+                        irreps_mid.append((mul, ir_out))
+                        instructions.append((i, j, k, "uvu", True))
+        irreps_mid = o3.Irreps(irreps_mid)
+        self.tp = o3.TensorProduct(
+            irreps_in,
+            irreps_sh,
+            irreps_mid,
+            instructions,
+            shared_weights=False,
+            internal_weights=False,
+        )
+        self.radial = FullyConnectedNet([n_basis, *radial_neurons, self.tp.weight_numel], torch.nn.functional.silu)
+        self.linear = o3.Linear(irreps_mid, irreps_out)
+
+    def forward(self, x: torch.Tensor, geometry: EdgeGeometry, radial_weight=None) -> torch.Tensor:
+        if radial_weight is None:
+            radial_weight = self.radial(geometry.edge_radial)  # [E, weight_numel]
+        messages = self.tp(x[geometry.edge_src], geometry.edge_sh, radial_weight)  # [E, dim_mid]
+        summed = messages.new_zeros(geometry.num_nodes, messages.shape[1])
+        summed.index_add_(0, geometry.edge_dst, messages)
+        summed = summed / math.sqrt(geometry.avg_neighbors)
+        return self.self_interaction(x) + self.linear(summed)
+
+
+class EquivariantNetwork(torch.nn.Module):
+    """Gated E(3)-equivariant convolutional network.
+
+    Args:
+        irreps_in: irreps of the per-node input (fixed scalars and order parameters), e3nn basis.
+        irreps_out: irreps of the per-node output (e.g. ``signal_irreps(lmax)``).
+        config: sizes; by default :meth:`NetworkConfig.for_output`.
+
+    Example:
+        >>> net = EquivariantNetwork("3x0e+1x1e", "0e+1o+2e", NetworkConfig(layers=2))
+        >>> geometry = EdgeGeometry.from_graph(graph, net.config)
+        >>> out = net(features, geometry)  # [num_nodes, irreps_out.dim]
+    """
+
+    def __init__(
+        self, irreps_in, irreps_out, config: NetworkConfig | None = None, *, dtype: torch.dtype = torch.float32
+    ) -> None:
+        super().__init__()
+        # e3nn computes its Clebsch-Gordan constants in the default dtype: build in float64 so that they are exact
+        # to double precision, then cast
+        previous = torch.get_default_dtype()
+        torch.set_default_dtype(torch.float64)
+        try:
+            self._build(irreps_in, irreps_out, config)
+        finally:
+            torch.set_default_dtype(previous)
+        self.to(dtype)
+
+    def _build(self, irreps_in, irreps_out, config: NetworkConfig | None) -> None:
+        self.irreps_in = parse_irreps(irreps_in, "input irreps").simplify()
+        self.irreps_out = parse_irreps(irreps_out, "output irreps")
+        self.config = config if config is not None else NetworkConfig.for_output(self.irreps_out)
+        if self.config.layers < 1:
+            raise ValueError(f"a network needs at least one layer, got layers={self.config.layers}")
+        irreps_sh = o3.Irreps.spherical_harmonics(self.config.sh_lmax)
+        hidden = o3.Irreps(
+            [(self.config.mul, (l, p)) for l in range(self.config.hidden_lmax + 1) for p in (1, -1)]
+        )
+        act = {1: torch.nn.functional.silu, -1: torch.tanh}
+        act_gates = {1: torch.sigmoid, -1: torch.tanh}
+
+        self.layers = torch.nn.ModuleList()
+        irreps = self.irreps_in
+        for _ in range(self.config.layers - 1):
+            scalars = o3.Irreps(
+                [(m, ir) for m, ir in hidden if ir.l == 0 and _tp_path_exists(irreps, irreps_sh, ir)]
+            ).simplify()
+            gated = o3.Irreps(
+                [(m, ir) for m, ir in hidden if ir.l > 0 and _tp_path_exists(irreps, irreps_sh, ir)]
+            )
+            gate_ir = "0e" if _tp_path_exists(irreps, irreps_sh, o3.Irrep("0e")) else "0o"
+            gates = o3.Irreps([(m, gate_ir) for m, _ in gated]).simplify()
+            gate = Gate(
+                scalars, [act[ir.p] for _, ir in scalars], gates, [act_gates[ir.p] for _, ir in gates], gated
+            )
+            conv = _Convolution(irreps, irreps_sh, gate.irreps_in, self.config.n_basis, self.config.radial_neurons)
+            self.layers.append(torch.nn.ModuleDict({"conv": conv, "gate": gate}))
+            irreps = gate.irreps_out
+        self.output = _Convolution(
+            irreps, irreps_sh, self.irreps_out, self.config.n_basis, self.config.radial_neurons
+        )
+        missing = [str(ir) for _, ir in self.irreps_out if ir not in self.output.irreps_out or not any(
+            ir in i1 * i2 for _, i1 in irreps for _, i2 in irreps_sh
+        )]
+        if missing:
+            raise IrrepsError(
+                f"the network cannot reach output irreps {missing} from hidden {irreps} with filters up to "
+                f"l={self.config.sh_lmax}; raise hidden_lmax or sh_lmax"
+            )
+
+    @property
+    def num_parameters(self) -> int:
+        """Number of trainable parameters."""
+        return sum(p.numel() for p in self.parameters())
+
+    def radial_weights(self, geometry: EdgeGeometry) -> list[torch.Tensor]:
+        """Per-edge tensor-product weights of every convolution (constant while the network is frozen)."""
+        convs = [layer["conv"] for layer in self.layers] + [self.output]
+        return [conv.radial(geometry.edge_radial) for conv in convs]
+
+    def forward(self, x: torch.Tensor, geometry: EdgeGeometry, radial_weights=None) -> torch.Tensor:
+        """Per-node output features.
+
+        Args:
+            x: node features in ``irreps_in`` (e3nn basis).  # [num_nodes, irreps_in.dim]
+            geometry: the graph's :class:`EdgeGeometry`.
+            radial_weights: optional cached result of :meth:`radial_weights` (valid while the weights are fixed).
+        """
+        for i, layer in enumerate(self.layers):
+            w = None if radial_weights is None else radial_weights[i]
+            x = layer["gate"](layer["conv"](x, geometry, w))
+        w = None if radial_weights is None else radial_weights[-1]
+        return self.output(x, geometry, w)  # [num_nodes, irreps_out.dim]

@@ -1,0 +1,98 @@
+"""Equivariant network: O(3) + translation equivariance on periodic graphs, supercell consistency, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from matsym.errors import IrrepsError
+from matsym.model import EdgeGeometry, EquivariantNetwork, NetworkConfig
+from matsym.structures import cubic_perovskite
+from matsym.testing import assert_equivariant, equivariance_error
+
+IRREPS_IN = "4x0e+1x0o+1x1e+1x1o+1x2e+1x2o"
+SIGNAL = "0e+1o+2e+3o"
+
+
+def _random_features(n: int, irreps: str, seed: int = 0) -> np.ndarray:
+    from e3nn import o3
+
+    return np.random.default_rng(seed).normal(size=(n, o3.Irreps(irreps).dim))
+
+
+def _rattled(s, seed: int):
+    from pymatgen.core import Structure
+
+    noise = np.random.default_rng(seed).normal(scale=0.05, size=(len(s), 3))
+    return Structure(s.lattice, s.species, s.cart_coords + noise, coords_are_cartesian=True)
+
+
+def _distorted_perovskite():
+    return _rattled(cubic_perovskite() * (2, 1, 1), 1)
+
+
+@pytest.mark.parametrize("layers", [1, 2, 3])
+def test_equivariant_under_o3_and_translations_float64(seed, layers):
+    net = EquivariantNetwork(IRREPS_IN, SIGNAL, NetworkConfig(layers=layers, mul=2, hidden_lmax=2, sh_lmax=2), dtype=torch.float64)
+    s = _distorted_perovskite()
+    feats = _random_features(len(s), IRREPS_IN)
+    assert_equivariant(net, s, feats, cutoff=4.0, atol=1e-10, n_trials=4)
+
+
+def test_equivariance_error_detects_a_broken_model(seed):
+    """The helper must fail on a model that is not equivariant (here: inputs fed in the wrong irreps)."""
+    from e3nn import o3
+
+    wrong = EquivariantNetwork("1x1e", "1x1e", NetworkConfig(layers=1, mul=2), dtype=torch.float64)
+    wrong.irreps_in = o3.Irreps("1x1o")  # the checker rotates the features as 1o; the network treats them as 1e
+    s = _distorted_perovskite()
+    feats = _random_features(len(s), "1x1o")
+    assert equivariance_error(wrong, s, feats, cutoff=4.0, n_trials=8) > 1e-3
+
+
+def test_float32_equivariance_is_at_float_precision(seed):
+    net = EquivariantNetwork(IRREPS_IN, SIGNAL, NetworkConfig(layers=2, mul=2))
+    s = _distorted_perovskite()
+    feats = _random_features(len(s), IRREPS_IN)
+    assert next(net.parameters()).dtype == torch.float32
+    assert equivariance_error(net, s, feats, cutoff=4.0) < 1e-4
+
+
+def test_supercell_gives_same_per_site_output(seed):
+    from matsym.graph import build_graph
+
+    net = EquivariantNetwork(IRREPS_IN, SIGNAL, NetworkConfig(layers=2, mul=2), dtype=torch.float64)
+    prim = _rattled(cubic_perovskite(), 3)
+    feats = _random_features(len(prim), IRREPS_IN)
+    sup = prim * (2, 1, 1)
+    # pymatgen's supercell orders sites by primitive site, then image: map each supercell site to its origin
+    origin = [int(np.argmin([np.linalg.norm(((sc.frac_coords * [2, 1, 1]) - p.frac_coords + 0.5) % 1 - 0.5)
+                             for p in prim])) for sc in sup]
+    out = []
+    for s, f in ((prim, feats), (sup, feats[origin])):
+        g = build_graph(s, 4.5)
+        geo = EdgeGeometry.from_graph(g, net.config, dtype=torch.float64)
+        with torch.no_grad():
+            out.append(net(torch.as_tensor(f), geo).numpy())
+    np.testing.assert_allclose(out[1], out[0][origin], atol=1e-12)
+
+
+def test_parameter_count_and_geometry_reuse(seed):
+    from matsym.graph import build_graph
+
+    net = EquivariantNetwork(IRREPS_IN, SIGNAL)
+    assert net.num_parameters == sum(p.numel() for p in net.parameters()) > 0
+    g = build_graph(cubic_perovskite(), 4.0)
+    geo = EdgeGeometry.from_graph(g, net.config)
+    x = torch.as_tensor(_random_features(5, IRREPS_IN), dtype=torch.float32)
+    cached = net.radial_weights(geo)
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, geo), net(x, geo, cached))
+
+
+def test_bad_irreps_raise_matsym_error():
+    with pytest.raises(IrrepsError, match="expected an e3nn irreps string"):
+        EquivariantNetwork("1x1q", SIGNAL)
+    with pytest.raises(IrrepsError, match="cannot reach output irreps"):
+        EquivariantNetwork("1x0e", "0e+1o+2e+3o+4e+5o+6e", NetworkConfig(layers=1, sh_lmax=2))
