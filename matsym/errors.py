@@ -11,6 +11,7 @@ __all__ = [
     "CutoffError",
     "DisorderError",
     "FileFormatError",
+    "InputError",
     "IrrepsError",
     "MatsymError",
     "RegistrationError",
@@ -23,6 +24,10 @@ __all__ = [
 
 class MatsymError(Exception):
     """Base class of every error matsym raises on purpose."""
+
+
+class InputError(MatsymError, ValueError):
+    """An argument has the wrong type, shape or value (the message says what was expected)."""
 
 
 class StructureError(MatsymError, ValueError):
