@@ -105,6 +105,7 @@ class EdgeGeometry:
         edge_radial: radial basis of the edge lengths.  # [E, n_basis]
         num_nodes: number of nodes.
         avg_neighbors: mean number of incoming edges per node (message normalisation).
+        node_attr: one-hot species of each node; the network's linear maps depend on it.  # [num_nodes, k]
     """
 
     edge_src: torch.Tensor
@@ -113,6 +114,7 @@ class EdgeGeometry:
     edge_radial: torch.Tensor
     num_nodes: int
     avg_neighbors: float
+    node_attr: torch.Tensor | None = None  # [num_nodes, num_species] one-hot species, or None for one species
 
     @classmethod
     def from_vectors(
@@ -127,6 +129,7 @@ class EdgeGeometry:
         cutoff: float,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str | None = None,
+        node_attr=None,
     ) -> EdgeGeometry:
         """Geometry from edge index arrays and edge vectors (``pos[dst] - pos[src] + shift @ cell``)."""
         vec = torch.tensor(np.asarray(edge_vec, dtype=np.float64), device=device)  # [E, 3]
@@ -142,11 +145,14 @@ class EdgeGeometry:
             length, 0.0, cutoff, n_basis, basis="smooth_finite", cutoff=True
         ) * math.sqrt(n_basis)
         avg = max(len(src) / max(num_nodes, 1), 1.0)
-        return cls(src, dst, sh.to(dtype), radial.to(dtype), int(num_nodes), float(avg))
+        attr = None if node_attr is None else torch.tensor(np.asarray(node_attr), dtype=dtype, device=device)
+        return cls(src, dst, sh.to(dtype), radial.to(dtype), int(num_nodes), float(avg), attr)
 
     @classmethod
-    def from_graph(cls, graph, config: NetworkConfig, *, dtype=torch.float32, device=None) -> EdgeGeometry:
-        """Geometry of a :class:`matsym.graph.CrystalGraph`."""
+    def from_graph(
+        cls, graph, config: NetworkConfig, *, dtype=torch.float32, device=None, node_attr=None
+    ) -> EdgeGeometry:
+        """Geometry of a :class:`matsym.graph.CrystalGraph` (``node_attr``: optional one-hot species)."""
         return cls.from_vectors(
             graph.edge_src,
             graph.edge_dst,
@@ -157,7 +163,13 @@ class EdgeGeometry:
             cutoff=graph.cutoff,
             dtype=dtype,
             device=device,
+            node_attr=node_attr,
         )
+
+
+def _even_abs(x: torch.Tensor) -> torch.Tensor:
+    """Smooth even activation, ~|x| for large |x| (e3nn detects its parity and outputs 0e from 0o)."""
+    return x * torch.tanh(x)
 
 
 def _tp_path_exists(irreps_in1: o3.Irreps, irreps_in2: o3.Irreps, ir_out: o3.Irrep) -> bool:
@@ -174,11 +186,15 @@ class _Convolution(torch.nn.Module):
         irreps_out: o3.Irreps,
         n_basis: int,
         radial_neurons: tuple[int, ...],
+        num_species: int,
     ) -> None:
         super().__init__()
         self.irreps_in = irreps_in
         self.irreps_out = irreps_out
-        self.self_interaction = o3.Linear(irreps_in, irreps_out)
+        # species-dependent linear maps (a tensor product with the one-hot species): messages arriving at two sites
+        # from equal distances can be treated differently when the receiving species differ
+        irreps_attr = o3.Irreps(f"{num_species}x0e")
+        self.self_interaction = o3.FullyConnectedTensorProduct(irreps_in, irreps_attr, irreps_out)
         irreps_mid = []
         instructions = []
         for i, (mul, ir_in) in enumerate(irreps_in):
@@ -198,7 +214,7 @@ class _Convolution(torch.nn.Module):
             internal_weights=False,
         )
         self.radial = FullyConnectedNet([n_basis, *radial_neurons, self.tp.weight_numel], torch.nn.functional.silu)
-        self.linear = o3.Linear(irreps_mid, irreps_out)
+        self.linear = o3.FullyConnectedTensorProduct(irreps_mid, irreps_attr, irreps_out)
 
     def forward(self, x: torch.Tensor, geometry: EdgeGeometry, radial_weight=None) -> torch.Tensor:
         if radial_weight is None:
@@ -207,7 +223,10 @@ class _Convolution(torch.nn.Module):
         summed = messages.new_zeros(geometry.num_nodes, messages.shape[1])
         summed.index_add_(0, geometry.edge_dst, messages)
         summed = summed / math.sqrt(geometry.avg_neighbors)
-        return self.self_interaction(x) + self.linear(summed)
+        attr = geometry.node_attr
+        if attr is None:
+            attr = x.new_ones(x.shape[0], 1)
+        return self.self_interaction(x, attr) + self.linear(summed, attr)
 
 
 class EquivariantNetwork(torch.nn.Module):
@@ -225,7 +244,13 @@ class EquivariantNetwork(torch.nn.Module):
     """
 
     def __init__(
-        self, irreps_in, irreps_out, config: NetworkConfig | None = None, *, dtype: torch.dtype = torch.float32
+        self,
+        irreps_in,
+        irreps_out,
+        config: NetworkConfig | None = None,
+        *,
+        num_species: int = 1,
+        dtype: torch.dtype = torch.float32,
     ) -> None:
         super().__init__()
         # e3nn computes its Clebsch-Gordan constants in the default dtype: build in float64 so that they are exact
@@ -233,6 +258,7 @@ class EquivariantNetwork(torch.nn.Module):
         previous = torch.get_default_dtype()
         torch.set_default_dtype(torch.float64)
         try:
+            self.num_species = int(num_species)
             self._build(irreps_in, irreps_out, config)
         finally:
             torch.set_default_dtype(previous)
@@ -248,7 +274,10 @@ class EquivariantNetwork(torch.nn.Module):
         hidden = o3.Irreps(
             [(self.config.mul, (l, p)) for l in range(self.config.hidden_lmax + 1) for p in (1, -1)]
         )
-        act = {1: torch.nn.functional.silu, -1: torch.tanh}
+        # pseudoscalars go through an EVEN activation (x tanh x ~ |x|), which makes them scalars: without it every
+        # feature stays odd in an odd order parameter (a pseudovector enters only through linear tensor products
+        # and odd activations), and the even parts of a displacement signal (|d|, the L=2 shape) are unreachable
+        act = {1: torch.nn.functional.silu, -1: _even_abs}
         act_gates = {1: torch.sigmoid, -1: torch.tanh}
 
         self.layers = torch.nn.ModuleList()
@@ -257,19 +286,29 @@ class EquivariantNetwork(torch.nn.Module):
             scalars = o3.Irreps(
                 [(m, ir) for m, ir in hidden if ir.l == 0 and _tp_path_exists(irreps, irreps_sh, ir)]
             ).simplify()
-            gated = o3.Irreps(
-                [(m, ir) for m, ir in hidden if ir.l > 0 and _tp_path_exists(irreps, irreps_sh, ir)]
-            )
-            gate_ir = "0e" if _tp_path_exists(irreps, irreps_sh, o3.Irrep("0e")) else "0o"
-            gates = o3.Irreps([(m, gate_ir) for m, _ in gated]).simplify()
+            # gate half of each irrep's copies with scalars and half with pseudoscalars: a pseudoscalar gate that
+            # depends on an odd order parameter times a feature odd in it gives an even feature of any L (e.g. the
+            # L=2 shape |d| Y2(d) of a signal); scalar gates alone leave features linear in the order parameter
+            gated_list, gates_list = [], []
+            for m, ir in hidden:
+                if ir.l == 0 or not _tp_path_exists(irreps, irreps_sh, ir):
+                    continue
+                for gate_ir, mg in (("0e", m - m // 2), ("0o", m // 2)):
+                    if mg and _tp_path_exists(irreps, irreps_sh, o3.Irrep(gate_ir)):
+                        gated_list.append((mg, ir))
+                        gates_list.append((mg, gate_ir))
+            gated = o3.Irreps(gated_list)
+            gates = o3.Irreps(gates_list)
             gate = Gate(
                 scalars, [act[ir.p] for _, ir in scalars], gates, [act_gates[ir.p] for _, ir in gates], gated
             )
-            conv = _Convolution(irreps, irreps_sh, gate.irreps_in, self.config.n_basis, self.config.radial_neurons)
+            conv = _Convolution(
+                irreps, irreps_sh, gate.irreps_in, self.config.n_basis, self.config.radial_neurons, self.num_species
+            )
             self.layers.append(torch.nn.ModuleDict({"conv": conv, "gate": gate}))
             irreps = gate.irreps_out
         self.output = _Convolution(
-            irreps, irreps_sh, self.irreps_out, self.config.n_basis, self.config.radial_neurons
+            irreps, irreps_sh, self.irreps_out, self.config.n_basis, self.config.radial_neurons, self.num_species
         )
         missing = [str(ir) for _, ir in self.irreps_out if ir not in self.output.irreps_out or not any(
             ir in i1 * i2 for _, i1 in irreps for _, i2 in irreps_sh

@@ -1,0 +1,548 @@
+"""The ``matsym`` command: find, apply, check and verify symmetry-breaking order parameters.
+
+::
+
+    matsym find parent.cif target.cif --sites Ti --irreps 1e --out run    # search; writes run/result.json,
+                                                      # run/predicted.cif and run/model.safetensors
+    matsym distort parent.cif --result run/result.json --amplitude 0.5 -o half.cif
+    matsym check parent.cif target.cif                                    # Curie compatibility
+    matsym verify run/predicted.cif --expect Pnma                         # space group over a symprec sweep
+
+Structures are read from CIF, POSCAR/CONTCAR, extxyz or pymatgen JSON (:func:`matsym.io.load_structure`).
+Exit status: 0 success; 1 a user error (bad file, different compositions, no supercell relation, an existing
+output without ``--force``, a space group other than ``--expect``), reported as one line
+``matsym: error: ...`` on stderr; 2 a usage error (argparse). Outputs are written atomically and never over an
+existing file without ``--force``.
+
+Heavy modules (torch, pymatgen, spglib) are imported inside the subcommands, so ``matsym --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import os
+import sys
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from matsym.errors import FileFormatError, InputError, MatsymError, SymmetryMismatchError
+
+__all__ = ["build_parser", "main"]
+
+_PROG = "matsym"
+_OUTPUT_SYMPRECS = (1e-3, 1e-2)
+_RESULT_NAME = "result.json"
+_MODEL_NAME = "model.safetensors"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# small helpers
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and exc.filename is not None and str(exc.filename) not in text:
+        text = f"{text}: {exc.filename}"
+    return text or type(exc).__name__
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def parse_tie(text: str | None) -> Any:
+    """``--tie`` value for :class:`~matsym.search.OrderParameterSearch`.
+
+    ``none`` / ``all`` / ``translation:fa,fb,fc`` pass through; ``0,1;2,3`` becomes ``[[0, 1], [2, 3]]``.
+
+    Raises:
+        InputError: the groups are not integers.
+    """
+    if text is None:
+        return "none"
+    value = text.strip()
+    if value.lower() in ("none", "all") or value.lower().startswith("translation:"):
+        return value.lower() if value.lower() in ("none", "all") else value
+    groups = []
+    for part in value.split(";"):
+        if not part.strip():
+            continue
+        try:
+            groups.append([int(x) for x in part.split(",") if x.strip()])
+        except ValueError:
+            raise InputError(
+                f"--tie: expected 'none', 'all', 'translation:fa,fb,fc' or groups of site indices like "
+                f"'0,1;2,3', got {text!r}"
+            ) from None
+    if not groups:
+        raise InputError(f"--tie: no site groups in {text!r}")
+    return groups
+
+
+def _check_free(paths: Sequence[Path], force: bool) -> None:
+    """Refuse early (before any work) to overwrite existing outputs."""
+    for p in paths:
+        if p.is_dir():
+            raise FileFormatError(f"cannot write {p}: it is a directory, expected a file name")
+    if force:
+        return
+    existing = [str(p) for p in paths if p.exists() or p.is_symlink()]
+    if existing:
+        raise FileFormatError(f"cannot write {', '.join(existing)}: exists; pass --force to overwrite")
+
+
+def _atomic_save(path: Path, save: Callable[[str], None], *, force: bool) -> Path:
+    """Let ``save(tmp_path)`` write a file, then move it to ``path`` atomically (clobbers only with force)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save(tmp)
+        if force:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                raise FileFormatError(f"cannot write {path}: it exists; pass --force to overwrite") from None
+            except OSError:  # file systems without hard links
+                if path.exists():
+                    raise FileFormatError(
+                        f"cannot write {path}: it exists; pass --force to overwrite"
+                    ) from None
+                os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return path
+
+
+def _load(path: str) -> Any:
+    from matsym.io import load_structure
+
+    return load_structure(path, min_distance=0.0)
+
+
+def _is_periodic(s: Any) -> bool:
+    from pymatgen.core import IStructure
+
+    return isinstance(s, IStructure)
+
+
+def _symmetry(structure: Any) -> dict[str, Any]:
+    """``{"space_groups": {"0.001": [62, "Pnma"], ...}}`` or ``{"point_group": "D2h"}``."""
+    from matsym import symmetry
+
+    if _is_periodic(structure):
+        return {
+            "space_groups": {f"{p:g}": list(symmetry.space_group(structure, p)) for p in _OUTPUT_SYMPRECS}
+        }
+    return {"point_group": symmetry.point_group(structure)}
+
+
+def _describe_symmetry(sym: dict[str, Any]) -> str:
+    if "space_groups" in sym:
+        return ", ".join(f"{s} ({n}) at symprec {p}" for p, (n, s) in sym["space_groups"].items())
+    return f"point group {sym['point_group']}"
+
+
+def _print_json(obj: Any) -> None:
+    """One strict JSON object on stdout (non-finite numbers become null)."""
+    plain = json.loads(json.dumps(obj, default=_json_default))
+    print(json.dumps(_finite(plain), indent=1, allow_nan=False))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot serialise {type(o).__name__}")
+
+
+def _progress_enabled(args: argparse.Namespace) -> bool:
+    return not getattr(args, "no_progress", False)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# subcommands
+# ------------------------------------------------------------------------------------------------------------
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    """``matsym find``: run a search and write result.json, predicted.cif and model.safetensors."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise FileFormatError(f"--out {out} exists and is not a directory")
+    result_path, model_path = out / _RESULT_NAME, out / _MODEL_NAME
+    # a finite cloud cannot be written as CIF: refuse both names up front, decide after loading
+    _check_free([result_path, model_path, out / "predicted.cif"], args.force)
+    tie = parse_tie(args.tie)
+
+    parent, target = _load(args.parent), _load(args.target)
+    periodic = _is_periodic(parent)
+    predicted_path = out / ("predicted.cif" if periodic else "predicted.extxyz")
+    _check_free([predicted_path], args.force)
+    if periodic and _is_periodic(target):
+        from matsym.registration import register
+
+        register(parent, target)  # fail fast on a bad pair, before the (slow) network set-up
+
+    from matsym.search import OrderParameterSearch
+
+    kwargs: dict[str, Any] = {"sites": args.sites, "tie": tie, "mask": args.mask, "seed": args.seed}
+    for name in ("irreps", "sparsity", "l_penalty"):
+        if getattr(args, name) is not None:
+            kwargs[name] = getattr(args, name)
+    if args.steps is not None:
+        kwargs["max_steps"] = args.steps
+    search = OrderParameterSearch(parent, target, **kwargs)
+    result = search.run(progress=_progress_enabled(args))
+
+    from matsym.io import write_structure
+
+    out.mkdir(parents=True, exist_ok=True)
+    result.to_json(result_path, force=args.force)
+    write_structure(result.predicted_structure, predicted_path, force=args.force)
+    _atomic_save(model_path, search.save_weights, force=args.force)
+
+    sym = _symmetry(result.predicted_structure)
+    curie = result.curie
+    nothing = bool(result.nothing_to_find or (curie is not None and curie.compatible))
+    files = {"result": str(result_path), "predicted": str(predicted_path), "model": str(model_path)}
+    if args.json:
+        _print_json(
+            {
+                "files": files,
+                "nothing_to_find": nothing,
+                "target_equals_parent": bool(result.nothing_to_find),
+                "curie_compatible": None if curie is None else bool(curie.compatible),
+                "verdict": None if curie is None else curie.verdict,
+                "metrics": result.metrics,
+                "irreps": result.irreps,
+                "order_parameter_sites": result.sites,
+                "irrep_fractions": result.irrep_fractions() if result.irrep_weights.size else {},
+                **sym,
+            }
+        )
+        return 0
+    print(result.summary())
+    if result.nothing_to_find:
+        print("Nothing to find: the target equals the parent within tolerance (no symmetry breaking).")
+    elif nothing:
+        print("Nothing to find: the parent reaches the target without an order parameter (Curie compatible).")
+    print(f"Predicted structure: {_describe_symmetry(sym)}")
+    print(f"Wrote {files['result']}, {files['predicted']}, {files['model']}")
+    return 0
+
+
+def cmd_distort(args: argparse.Namespace) -> int:
+    """``matsym distort``: apply a saved result to a parent at an amplitude."""
+    output = Path(args.output)
+    _check_free([output], args.force)
+    from matsym.io import write_structure
+    from matsym.transformations import OrderParameterTransformation
+
+    transformation = OrderParameterTransformation(args.result, args.amplitude, include_strain=args.strain)
+    distorted = transformation.apply_transformation(_load(args.parent))
+    write_structure(distorted, output, force=args.force)
+    params = transformation.output_parameters
+    sym = {k: params[k] for k in ("space_groups", "point_group") if k in params}
+    if args.json:
+        _print_json({"output": str(output), **params})
+        return 0
+    print(
+        f"Wrote {output}: {params['num_sites']} sites, amplitude {params['amplitude']:g}"
+        f"{' with strain' if params['include_strain'] else ''}, largest displacement "
+        f"{params['max_displacement']:.4f} Å (parent matched as {params['matched_as']})"
+    )
+    if sym:
+        print(f"Space group: {_describe_symmetry(sym)}")
+    elif "symmetry_error" in params:
+        print(f"Symmetry not determined: {params['symmetry_error']}")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    """``matsym check``: Curie compatibility of a parent/target pair (exit 0 either way)."""
+    import numpy as np
+
+    parent, target = _load(args.parent), _load(args.target)
+    if _is_periodic(parent) and _is_periodic(target):
+        from matsym.registration import register
+
+        register(parent, target)
+    from matsym.search import OrderParameterSearch
+
+    # the Curie fit holds the order parameter at zero: a single scalar candidate keeps the network small
+    search = OrderParameterSearch(parent, target, irreps="0e")
+    if float(np.abs(search.problem.displacements).max(initial=0.0)) <= search.config.nothing_tol:
+        report = {
+            "compatible": True,
+            "nothing_to_find": True,
+            "verdict": "compatible: the target equals the parent within tolerance; there is nothing to find.",
+        }
+    else:
+        curie = search.curie(progress=_progress_enabled(args))
+        report = {**curie.as_dict(), "nothing_to_find": bool(curie.compatible)}
+    if args.json:
+        _print_json(report)
+    else:
+        print(report["verdict"])
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``matsym verify``: space group per symprec; exit 1 if ``--expect`` differs at any of them."""
+    from matsym.io import load_structure
+    from matsym.symmetry import DEFAULT_SYMPRECS, point_group, space_group_number, verify_space_group
+
+    structure = load_structure(args.file, min_distance=0.0)
+    symprecs = tuple(args.symprec) if args.symprec else DEFAULT_SYMPRECS
+    if not _is_periodic(structure):
+        group = point_group(structure)
+        matches = args.expect is None or group.lower() == args.expect.strip().lower()
+        if args.json:
+            _print_json({"file": args.file, "point_group": group, "expect": args.expect, "match": matches})
+        elif matches:
+            print(f"point group {group}")
+        if not matches:
+            raise SymmetryMismatchError(
+                f"expected point group {args.expect!r} for {args.file}, found {group}"
+            )
+        return 0
+    found = verify_space_group(structure, symprecs=symprecs)
+    expected = None if args.expect is None else space_group_number(args.expect)
+    matches = expected is None or all(number == expected for number, _ in found.values())
+    if args.json:
+        _print_json(
+            {
+                "file": args.file,
+                "space_groups": {f"{p:g}": [n, s] for p, (n, s) in found.items()},
+                "expect": args.expect,
+                "expected_number": expected,
+                "match": matches,
+            }
+        )
+    elif matches:
+        print(f"{'symprec':>9s}  {'number':>6s}  symbol")
+        for p, (number, symbol) in found.items():
+            print(f"{p:>9g}  {number:>6d}  {symbol}")
+        if expected is not None:
+            print(f"OK: space group {args.expect} (No. {expected}) at every symprec")
+    if not matches:
+        table = ", ".join(f"{p:g}: {n} ({s})" for p, (n, s) in found.items())
+        raise SymmetryMismatchError(f"expected {args.expect} (No. {expected}) for {args.file}, found {table}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# parser and entry point
+# ------------------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``matsym`` command."""
+    from matsym import __version__
+
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Find symmetry-breaking order parameters of crystals with E(3)-equivariant networks "
+        "(Smidt, Geiger & Miller, PRR 3, L012002, 2021).",
+        epilog="Structures: CIF, POSCAR/CONTCAR, extxyz or pymatgen JSON. Exit status: 0 success, 1 user "
+        "error (one line on stderr), 2 usage error.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    find = sub.add_parser(
+        "find",
+        help="search the order parameter that takes PARENT to TARGET",
+        description="Search the order parameter that takes PARENT to TARGET (any supercell, setting, origin, "
+        "strain). Writes OUT/result.json, OUT/predicted.cif (the distorted parent), OUT/model.safetensors.",
+    )
+    find.add_argument("parent", metavar="PARENT", help="high-symmetry structure file")
+    find.add_argument("target", metavar="TARGET", help="distorted structure file")
+    find.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (created if missing)")
+    find.add_argument(
+        "--sites",
+        help="sites carrying an order parameter: species (Ti), species list (Ti,Zr) or "
+        "indices (0,4,8); default all",
+    )
+    find.add_argument("--irreps", help="candidate irreps, e3nn syntax (e.g. 1e or 1e+1o+2e); default L=0..4")
+    find.add_argument("--tie", metavar="SPEC", help="none | all | translation:fa,fb,fc | groups like 0,1;2,3")
+    find.add_argument(
+        "--mask",
+        action="extend",
+        nargs="+",
+        metavar="MASK",
+        help="components forced to zero (e.g. 1e, '2e m=2', 1e@0,0,1); several allowed",
+    )
+    find.add_argument("--sparsity", type=_finite_float, help="L1 weight on every component")
+    find.add_argument(
+        "--l-penalty", dest="l_penalty", type=_finite_float, help="extra L1 weight per unit of L"
+    )
+    find.add_argument("--seed", type=int, default=0, help="seed of the network's initial weights (default 0)")
+    find.add_argument("--steps", type=_positive_int, metavar="N", help="step budget of the joint search")
+    find.add_argument("--force", action="store_true", help="overwrite existing output files")
+    find.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+    find.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    find.set_defaults(func=cmd_find)
+
+    distort = sub.add_parser(
+        "distort",
+        help="apply a saved order parameter to PARENT at an amplitude",
+        description="Move PARENT along the order parameter of a saved result: parent + amplitude x predicted "
+        "displacements, on the search cell. PARENT may be the parent as given to 'find' or its search cell.",
+    )
+    distort.add_argument("parent", metavar="PARENT", help="parent structure file")
+    distort.add_argument(
+        "--result", required=True, metavar="JSON", help="result.json written by 'matsym find'"
+    )
+    distort.add_argument(
+        "--amplitude",
+        type=_finite_float,
+        default=1.0,
+        help="0 = parent, 1 = fitted distortion (default); > 1 extrapolates (warning)",
+    )
+    distort.add_argument(
+        "--strain", action="store_true", help="also apply the target's strain, scaled by amplitude"
+    )
+    distort.add_argument(
+        "-o", "--output", required=True, metavar="OUT", help="output structure file (.cif, ...)"
+    )
+    distort.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    distort.add_argument("--json", action="store_true", help="print one JSON object")
+    distort.set_defaults(func=cmd_distort)
+
+    check = sub.add_parser(
+        "check",
+        help="Curie check: can PARENT reach TARGET without an order parameter?",
+        description="Fit an equivariant network with no order parameter. If it cannot reach TARGET, TARGET "
+        "is less symmetric than PARENT and an order parameter is missing (Curie's principle). Exit 0 either "
+        "way.",
+    )
+    check.add_argument("parent", metavar="PARENT", help="high-symmetry structure file")
+    check.add_argument("target", metavar="TARGET", help="distorted structure file")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    check.set_defaults(func=cmd_check)
+
+    verify = sub.add_parser(
+        "verify",
+        help="space group of FILE over a sweep of tolerances",
+        description="Space group (spglib) of FILE at each symprec; with --expect, exit 1 unless it is the "
+        "expected group at every symprec.",
+    )
+    verify.add_argument("file", metavar="FILE", help="structure file")
+    verify.add_argument(
+        "--expect", metavar="GROUP", help="expected group: symbol in any setting (Pnma, Pbnm) or number"
+    )
+    verify.add_argument(
+        "--symprec",
+        type=_positive_float,
+        nargs="+",
+        metavar="TOL",
+        help="tolerances in Å (default 1e-5 1e-4 1e-3 1e-2 1e-1)",
+    )
+    verify.add_argument("--json", action="store_true", help="print one JSON object")
+    verify.set_defaults(func=cmd_verify)
+    return parser
+
+
+@contextlib.contextmanager
+def _collect_warnings() -> Iterator[list[warnings.WarningMessage]]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield caught
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``matsym`` command.
+
+    Args:
+        argv: Arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status: 0 success, 1 user error (one line on stderr), 2 usage error.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version (0) and usage errors (2)
+        return int(exc.code) if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if getattr(args, "func", None) is None:
+        parser.print_usage(sys.stderr)
+        print(f"{_PROG}: error: a command is required (find, distort, check, verify)", file=sys.stderr)
+        return 2
+    try:
+        with _collect_warnings() as caught:
+            status = args.func(args)
+    except (MatsymError, OSError) as exc:
+        print(f"{_PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{_PROG}: interrupted", file=sys.stderr)
+        return 130
+    shown = set()
+    for w in caught:
+        text = " ".join(str(w.message).split())
+        if (
+            issubclass(w.category, UserWarning)
+            and w.filename
+            and "matsym" in w.filename
+            and text not in shown
+        ):
+            shown.add(text)
+            print(f"{_PROG}: warning: {text}", file=sys.stderr)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

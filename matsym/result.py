@@ -1,0 +1,254 @@
+"""Results of order-parameter searches: frozen dataclasses with versioned JSON round trips.
+
+Nothing here executes code on load: JSON is parsed with :mod:`json`, structures are rebuilt from their pymatgen
+dicts, and network weights (optional, separate file) are read with :mod:`safetensors`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+
+from matsym.errors import FileFormatError, ResultError
+
+__all__ = ["SCHEMA_VERSION", "CurieReport", "OrderParameterResult"]
+
+SCHEMA_VERSION = 1
+
+
+def _structure_to_dict(s) -> dict | None:
+    return None if s is None else s.as_dict()
+
+
+def _structure_from_dict(d: dict | None):
+    if d is None:
+        return None
+    from pymatgen.core import Molecule, Structure
+
+    cls = Molecule if d.get("@class") == "Molecule" else Structure
+    return cls.from_dict(d)
+
+
+@dataclass(frozen=True)
+class CurieReport:
+    """Can the parent reach the target without an order parameter? (Curie's principle, paper Eq. 5.)
+
+    Attributes:
+        compatible: True when the network fits the target displacements with no order parameter.
+        loss_ratio: residual signal loss divided by the target signal's mean square.
+        displacement_error_ratio: RMS error of the decoded displacements / RMS target displacement.
+        degenerate_sites: sites whose predicted signal has several equal maxima (the network cannot choose).
+        verdict: one plain sentence for the user.
+    """
+
+    compatible: bool
+    loss_ratio: float
+    displacement_error_ratio: float
+    degenerate_sites: tuple[int, ...]
+    verdict: str
+
+    def as_dict(self) -> dict:
+        return {
+            "compatible": self.compatible,
+            "loss_ratio": self.loss_ratio,
+            "displacement_error_ratio": self.displacement_error_ratio,
+            "degenerate_sites": list(self.degenerate_sites),
+            "verdict": self.verdict,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> CurieReport:
+        return cls(
+            compatible=bool(d["compatible"]),
+            loss_ratio=float(d["loss_ratio"]),
+            displacement_error_ratio=float(d["displacement_error_ratio"]),
+            degenerate_sites=tuple(int(i) for i in d["degenerate_sites"]),
+            verdict=str(d["verdict"]),
+        )
+
+
+_ARRAYS = ("sites", "groups", "order_parameter", "irrep_weights", "predicted_displacements",
+           "target_displacements", "degenerate")
+
+
+@dataclass(frozen=True)
+class OrderParameterResult:
+    """Outcome of an :class:`matsym.search.OrderParameterSearch`.
+
+    All per-site arrays are indexed like ``parent`` (the parent expressed on the search cell, in the target's site
+    order). Order parameters are in the standard real spherical-harmonic basis with z polar, in the Cartesian frame
+    of the input structures.
+
+    Attributes:
+        parent: parent structure on the search cell (pymatgen ``Structure`` or ``Molecule``).
+        target: target structure on the same cell, strain removed (``None`` if not kept).
+        predicted_structure: ``parent`` moved by ``predicted_displacements``.
+        irreps: candidate irreps of the order parameter (e3nn string).
+        components: label of each order-parameter component, e.g. ``"2e m=2 x²-y²"``.
+        irrep_names: name of each irrep block, e.g. ``["0e", "1e", ...]``.
+        sites: indices of the sites that carry an order parameter.
+        groups: tie group of each order-parameter site.
+        order_parameter: learned order parameter per site (zeros where none).  # [n, dim]
+        irrep_weights: squared norm per irrep block per site.  # [n, n_irreps]
+        predicted_displacements: displacements decoded from the predicted signals (Å).  # [n, 3]
+        target_displacements: displacements of the target relative to the parent (Å).  # [n, 3]
+        degenerate: sites whose predicted signal has several equal maxima.  # [n]
+        loss_history: list of ``{"step", "phase", "loss", "penalty"}`` records.
+        metrics: final figures (``loss_ratio``, ``displacement_error_ratio``, ``steps``, ``seconds``, ...).
+        curie: the no-order-parameter fit (:class:`CurieReport`).
+        settings: everything needed to reproduce the run (spec, search and network configuration, seed).
+        registration: how parent and target were put on one cell (supercell matrix, origin shift, strain).
+        nothing_to_find: True when the target equals the parent (no displacement above tolerance).
+        schema_version: JSON schema version.
+    """
+
+    parent: object
+    target: object
+    predicted_structure: object
+    irreps: str
+    components: tuple[str, ...]
+    irrep_names: tuple[str, ...]
+    sites: np.ndarray
+    groups: np.ndarray
+    order_parameter: np.ndarray
+    irrep_weights: np.ndarray
+    predicted_displacements: np.ndarray
+    target_displacements: np.ndarray
+    degenerate: np.ndarray
+    loss_history: tuple[dict, ...]
+    metrics: dict
+    curie: CurieReport | None
+    settings: dict
+    registration: dict = field(default_factory=dict)
+    nothing_to_find: bool = False
+    schema_version: int = SCHEMA_VERSION
+
+    # ----------------------------------------------------------------- derived views
+    def irrep_fractions(self, site: int | None = None) -> dict[str, float]:
+        """Share of the squared norm of the order parameter per irrep (one site, or all sites together)."""
+        w = self.irrep_weights if site is None else self.irrep_weights[[site]]
+        total = float(w.sum())
+        out: dict[str, float] = {}
+        for k, name in enumerate(self.irrep_names):
+            out[name] = out.get(name, 0.0) + (float(w[:, k].sum()) / total if total > 0 else 0.0)
+        return out
+
+    def component_fractions(self, sites=None, *, min_l: int = 0) -> dict[str, float]:
+        """Share of the squared norm per labelled component, over ``sites`` (default: order-parameter sites)."""
+        idx = self.sites if sites is None else np.atleast_1d(sites)
+        op = self.order_parameter[idx]
+        ls = np.array([int(c.split()[0].split("[")[0][:-1]) for c in self.components])
+        sq = (op**2).sum(axis=0) * (ls >= min_l)
+        total = float(sq.sum())
+        return {c: (float(v) / total if total > 0 else 0.0) for c, v in zip(self.components, sq, strict=True)}
+
+    def summary(self, *, threshold: float = 0.01) -> str:
+        """Human-readable report: verdict, fit quality, and the dominant components per site."""
+        lines = []
+        if self.nothing_to_find:
+            return "Target equals the parent within tolerance: there is no symmetry breaking to find."
+        if self.curie is not None:
+            lines.append(f"Without order parameter: {self.curie.verdict}")
+        m = self.metrics
+        lines.append(
+            f"With order parameter: loss ratio {m.get('loss_ratio', float('nan')):.2e}, decoded-displacement "
+            f"error {100 * m.get('displacement_error_ratio', float('nan')):.2f}% of the RMS target displacement"
+        )
+        for k, site in enumerate(self.sites):
+            op = self.order_parameter[site]
+            norm2 = float((op**2).sum())
+            species = self.parent[int(site)].species_string
+            if norm2 == 0:
+                lines.append(f"  site {site:4d} {species:>3s} group {self.groups[k]}: zero")
+                continue
+            parts = [
+                f"{c} {v:+.4f}" for c, v in zip(self.components, op, strict=True) if v * v >= threshold * norm2
+            ]
+            lines.append(f"  site {site:4d} {species:>3s} group {self.groups[k]}: " + ", ".join(parts))
+        return "\n".join(lines)
+
+    # ----------------------------------------------------------------- serialisation
+    def as_dict(self) -> dict:
+        d = {
+            "@module": type(self).__module__,
+            "@class": type(self).__name__,
+            "schema_version": self.schema_version,
+        }
+        for f in fields(self):
+            if f.name == "schema_version":
+                continue
+            v = getattr(self, f.name)
+            if f.name in ("parent", "target", "predicted_structure"):
+                v = _structure_to_dict(v)
+            elif f.name == "curie":
+                v = None if v is None else v.as_dict()
+            elif f.name in _ARRAYS:
+                v = np.asarray(v).tolist()
+            elif isinstance(v, tuple):
+                v = list(v)
+            d[f.name] = v
+        return json.loads(json.dumps(d, default=_json_default))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> OrderParameterResult:
+        if not isinstance(d, dict) or d.get("@class") != cls.__name__:
+            raise ResultError(f"expected a serialised {cls.__name__}, got {type(d).__name__} "
+                              f"with @class={d.get('@class') if isinstance(d, dict) else None!r}")
+        version = d.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise ResultError(f"result schema version {version!r} is not supported (this matsym reads {SCHEMA_VERSION})")
+        try:
+            kwargs = {}
+            for f in fields(cls):
+                v = d[f.name] if f.name in d else None
+                if f.name in ("parent", "target", "predicted_structure"):
+                    v = _structure_from_dict(v)
+                elif f.name == "curie":
+                    v = None if v is None else CurieReport.from_dict(v)
+                elif f.name in ("sites", "groups"):
+                    v = np.asarray(v, dtype=np.int64)
+                elif f.name == "degenerate":
+                    v = np.asarray(v, dtype=bool)
+                elif f.name in _ARRAYS:
+                    v = np.asarray(v, dtype=np.float64)
+                elif f.name in ("components", "irrep_names", "loss_history"):
+                    v = tuple(v)
+                elif f.name == "registration" and v is None:
+                    v = {}
+                kwargs[f.name] = v
+            return cls(**kwargs)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ResultError(f"malformed {cls.__name__} JSON: {exc}") from None
+
+    def to_json(self, path, *, force: bool = False) -> Path:
+        """Write the result as JSON, atomically; refuses to overwrite unless ``force``."""
+        from matsym.io import atomic_write_text
+
+        path = Path(path)
+        atomic_write_text(path, json.dumps(self.as_dict(), indent=1), force=force)
+        return path
+
+    @classmethod
+    def from_json(cls, path) -> OrderParameterResult:
+        """Read a result written by :meth:`to_json` (plain JSON; executes nothing)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileFormatError(f"no such result file: {path}")
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise FileFormatError(f"{path}: not a JSON result file ({exc})") from None
+        return cls.from_dict(d)
+
+
+def _json_default(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"cannot serialise {type(o).__name__}")
