@@ -260,8 +260,8 @@ class OrderParameterSpec:
     sites: object = None
     tie: object = "none"
     mask: object = None
-    sparsity: float = 1e-3
-    l_penalty: float = 1e-3
+    sparsity: float = 1e-2
+    l_penalty: float = 1e-2
 
     def as_dict(self) -> dict:
         def plain(v):
@@ -384,7 +384,7 @@ class OrderParameter(torch.nn.Module):
         self.theta.copy_(torch.as_tensor(values, dtype=torch.float64) @ self.projector)
 
     @torch.no_grad()
-    def proximal_step(self, lr: float, max_scale: float = 10.0, *, penalise: bool = True) -> float:
+    def proximal_step(self, lr: float, max_scale: float = 1.0, *, penalise: bool = True) -> float:
         """One proximal gradient step; returns the step size used.
 
         The data-loss gradient (preconditioned by each group's share of the sites, so that steps do not shrink with

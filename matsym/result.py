@@ -149,7 +149,7 @@ class OrderParameterResult:
         """Human-readable report: verdict, fit quality, and the dominant components per site."""
         lines = []
         if self.nothing_to_find:
-            return "Target equals the parent within tolerance: there is no symmetry breaking to find."
+            return "Target equals the parent within tolerance: there is nothing to find (no symmetry breaking)."
         if self.curie is not None:
             lines.append(f"Without order parameter: {self.curie.verdict}")
         m = self.metrics

@@ -46,14 +46,20 @@ class SearchConfig:
         seed: seed of the network's initial weights.
         model_lr: Adam learning rate of the network.
         op_lr: step size of the order-parameter proximal gradient step.
+        op_norm: largest RMS of the order parameter over its sites (None: no cap).
         fit_steps: step budget of the Curie fit (order parameter at zero).
-        max_steps: step budget of the joint search.
+        max_steps: step budget of each order-parameter phase (each growth stage, the penalised search, a prune).
+        search_steps: step budget of the penalised search. Kept short on purpose: with a finite network, an order
+            parameter that breaks more symmetry than the target needs can fit slightly better (Curie's principle
+            allows an output more symmetric than the input), so a long search drifts towards over-broken solutions.
+            The polish that follows refits the network with the order parameter frozen.
         polish_steps: step budget of the final network fit with frozen order parameters.
         patience: steps without relative improvement ``rel_tol`` that count as a plateau.
         rel_tol: relative improvement that resets the plateau counter.
         decay: factor applied to both step sizes at each plateau.
         max_decays: plateaus after which a phase ends.
         stage_loss: loss ratio at which the growth stops unlocking higher L.
+        search_loss: loss ratio at which the penalised search stops (the polish refines the fit further).
         prune_share: components below this share of the order parameter's squared norm are tried
             at zero after the search (backward elimination).
         prune_tolerance: a cut is kept if the loss ends at most this factor above the loss before it ...
@@ -69,16 +75,19 @@ class SearchConfig:
     network: NetworkConfig | None = None
     dtype: str = "float32"
     seed: int = 0
-    model_lr: float = 0.02
-    op_lr: float = 0.02
+    model_lr: float = 0.03
+    op_lr: float = 0.1
+    op_norm: float | None = None
     fit_steps: int = 300
-    max_steps: int = 1500
-    polish_steps: int = 200
-    patience: int = 40
+    max_steps: int = 300
+    search_steps: int = 150
+    polish_steps: int = 100
+    patience: int = 20
     rel_tol: float = 1e-3
     decay: float = 0.3
     max_decays: int = 3
-    stage_loss: float = 1e-3
+    stage_loss: float = 3e-3
+    search_loss: float = 1e-5
     prune_share: float = 0.02
     prune_tolerance: float = 2.0
     prune_loss: float = 1e-4
@@ -248,8 +257,8 @@ class OrderParameterSearch:
         irreps: str = DEFAULT_IRREPS,
         tie="none",
         mask=None,
-        sparsity: float = 1e-3,
-        l_penalty: float = 1e-3,
+        sparsity: float = 1e-2,
+        l_penalty: float = 1e-2,
         seed: int = 0,
         config: SearchConfig | None = None,
         **overrides,
@@ -268,7 +277,9 @@ class OrderParameterSearch:
         )
         self.problem = prepare_problem(parent, target, cutoff=self.config.cutoff)
         self._input_was_atoms = _is_atoms(parent)
-        self.order_parameter = OrderParameter(self.problem.species, self.spec, self.problem.frac_coords)
+        self.order_parameter = OrderParameter(
+            self.problem.species, self.spec, self.problem.frac_coords, norm=self.config.op_norm
+        )
         self.dtype = torch.float32 if self.config.dtype == "float32" else torch.float64
         self._build_network()
 
@@ -322,6 +333,7 @@ class OrderParameterSearch:
         penalise: bool = True,
         decays: int | None = None,
         stop_loss: float | None = None,
+        lr_scale: float = 1.0,
         bar=None,
     ) -> None:
         """Adam on the network (and proximal steps on the order parameter when ``train_op``).
@@ -333,8 +345,8 @@ class OrderParameterSearch:
         """
         cfg = self.config
         op = self.order_parameter
-        opt = torch.optim.Adam(self.network.parameters(), lr=cfg.model_lr)
-        op_lr = cfg.op_lr
+        opt = torch.optim.Adam(self.network.parameters(), lr=cfg.model_lr * lr_scale)
+        op_lr = cfg.op_lr * lr_scale
         plateau = _Plateau(cfg.patience, cfg.rel_tol)
         max_decays = cfg.max_decays if decays is None else decays
         decays = 0
@@ -382,7 +394,7 @@ class OrderParameterSearch:
         for k in levels:
             op.limit_l_(k)
             self._optimise(
-                cfg.max_steps, history, f"grow-L{k}", train_op=True, penalise=False, decays=1,
+                cfg.max_steps, history, f"grow-L{k}", train_op=True, penalise=False, decays=0,
                 stop_loss=cfg.stage_loss, bar=bar,
             )
             if self._current_loss() <= cfg.stage_loss:
@@ -432,7 +444,7 @@ class OrderParameterSearch:
         if self._nothing_to_find():
             return self._curie_report(history)
         with _threads(self.config.threads), _progress(progress, self.config.fit_steps, "curie") as bar:
-            self._optimise(self.config.fit_steps, history, "fit", train_op=False, bar=bar)
+            self._optimise(self.config.fit_steps, history, "fit", train_op=False, decays=1, bar=bar)
         return self._curie_report(history)
 
     def _curie_report(self, history) -> CurieReport:
@@ -482,13 +494,17 @@ class OrderParameterSearch:
             return self._result(history, self._curie_report(history), start, nothing=True)
         total = cfg.fit_steps + cfg.max_steps + cfg.polish_steps
         with _threads(cfg.threads), _progress(progress, total, "search") as bar:
-            self._optimise(cfg.fit_steps, history, "fit", train_op=False, bar=bar)
+            self._optimise(cfg.fit_steps, history, "fit", train_op=False, decays=1, bar=bar)
             curie = self._curie_report(history)
             if not curie.compatible:
                 self._grow(history, bar)
-                self._optimise(cfg.max_steps, history, "search", train_op=True, bar=bar)
+                self._optimise(
+                    min(cfg.max_steps, cfg.search_steps), history, "search", train_op=True,
+                    stop_loss=cfg.search_loss, bar=bar,
+                )
                 self._prune("components", history, bar)
-                self._optimise(cfg.polish_steps, history, "polish", train_op=False, bar=bar)
+                # a fresh Adam at full step size would first kick the converged network: start smaller
+                self._optimise(cfg.polish_steps, history, "polish", train_op=False, lr_scale=cfg.decay, bar=bar)
         return self._result(history, curie, start)
 
     def _result(self, history, curie, start, *, nothing: bool = False) -> OrderParameterResult:

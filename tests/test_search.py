@@ -1,0 +1,190 @@
+"""The order-parameter search: Curie's principle, the paper's square and perovskite results, constraints.
+
+Fast settings: the default small network and step budgets; each search takes a few seconds on one core.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from matsym.errors import ResultError, SearchError
+from matsym.result import OrderParameterResult
+from matsym.search import OrderParameterSearch, curie_check
+from matsym.structures import square_rectangle, tilted_perovskite
+from matsym.symmetry import space_group
+
+ALL_L5 = "+".join(f"{l}{p}" for l in range(6) for p in "eo")
+B1G = {"2e m=2 x²-y²", "3e m=-2 xyz", "4e m=2", "5e m=-2"}
+
+
+def _b1g_share(result: OrderParameterResult) -> float:
+    shares = result.component_fractions(min_l=1)
+    return sum(v for k, v in shares.items() if any(k.startswith(name) for name in B1G))
+
+
+@pytest.fixture(scope="module")
+def square_pair():
+    return square_rectangle()
+
+
+@pytest.fixture(scope="module")
+def pnma_pair():
+    return tilted_perovskite("a+b-b-", 8.0)
+
+
+@pytest.fixture(scope="module")
+def pnma_result(pnma_pair):
+    parent, target = pnma_pair
+    return OrderParameterSearch(parent, target, sites="Ti", irreps="0e+0o+1e+1o+2e+2o", seed=0).run()
+
+
+# ------------------------------------------------------------------------- Curie's principle
+def test_rectangle_to_square_fits_without_order_parameter(square_pair):
+    square, rectangle = square_pair
+    report = curie_check(rectangle, square, irreps="0e")
+    assert report.compatible, report.verdict
+    assert report.loss_ratio <= 1e-4
+    assert report.verdict.startswith("compatible")
+
+
+def test_square_to_rectangle_is_incompatible_and_degenerate(square_pair):
+    square, rectangle = square_pair
+    report = curie_check(square, rectangle, irreps="0e", fit_steps=600)
+    assert not report.compatible
+    assert report.loss_ratio >= 0.1
+    assert report.degenerate_sites == (0, 1, 2, 3)
+    assert "incompatible" in report.verdict and "Curie" in report.verdict
+
+
+def test_cubic_parent_with_zero_order_parameter_predicts_zero_displacements(pnma_pair):
+    parent, target = pnma_pair
+    search = OrderParameterSearch(parent, target, sites="Ti", irreps="1e", fit_steps=400, patience=400)
+    report = search.curie()
+    assert not report.compatible
+    _, decoded = search._predict()
+    assert np.abs(decoded.vectors).max() <= 1e-8
+
+
+# ------------------------------------------------------------------------- square -> rectangle (paper Figs. 1-2)
+def test_square_global_order_parameter_up_to_l5_is_b1g(square_pair):
+    square, rectangle = square_pair
+    result = OrderParameterSearch(square, rectangle, irreps=ALL_L5, tie="all").run()
+    assert result.metrics["loss_ratio"] <= 1e-3
+    assert _b1g_share(result) >= 0.95, result.component_fractions(min_l=1)
+
+
+def test_square_low_l_candidates_give_x2_minus_y2(square_pair):
+    square, rectangle = square_pair
+    result = OrderParameterSearch(square, rectangle, irreps="1e+1o+2e+2o", tie="all").run()
+    assert result.metrics["loss_ratio"] <= 1e-3
+    assert result.component_fractions(min_l=1)["2e m=2 x²-y²"] >= 0.99
+
+
+# ------------------------------------------------------------------------- Pm-3m -> Pnma (paper Fig. 3)
+def test_pnma_b_sites_carry_equal_pseudovectors(pnma_result):
+    r = pnma_result
+    assert r.sites.tolist() == [4, 5, 6, 7]
+    for site in r.sites:
+        assert r.irrep_fractions(site)["1e"] >= 0.90
+    one_e = [slice for name, slice in zip(r.irrep_names, range(len(r.irrep_names)), strict=True) if name == "1e"]
+    assert one_e, r.irrep_names
+    mags = np.sqrt(r.irrep_weights[r.sites][:, r.irrep_names.index("1e")])
+    assert np.ptp(mags) <= 0.05 * mags.mean()
+    assert np.allclose(r.order_parameter[[i for i in range(20) if i not in r.sites]], 0.0)
+
+
+def test_pnma_predicted_structure_is_pnma_and_fits(pnma_result):
+    r = pnma_result
+    for symprec in (1e-3, 1e-2):
+        assert space_group(r.predicted_structure, symprec)[0] == 62
+    assert r.metrics["displacement_error_ratio"] <= 0.10
+
+
+def test_unused_components_end_at_zero(pnma_result):
+    r = pnma_result
+    for site in r.sites:
+        op = r.order_parameter[site]
+        norm = np.linalg.norm(op)
+        used = np.array([name == "1e" for name in r.irrep_names])
+        blocks = np.repeat(used, [1, 1, 3, 3, 5, 5])
+        assert np.linalg.norm(op[~blocks]) <= 0.01 * norm
+
+
+def test_imma_from_constraints_is_intermediate(pnma_pair, pnma_result):
+    parent, target = pnma_pair
+    # in-phase tilt axis of a+b-b- is x; the body centring (1/2,1/2,1/2) of this cell maps B sites of the
+    # anti-phase (R-point) pattern onto equal ones and in-phase (M-point) ones onto opposite ones
+    result = OrderParameterSearch(
+        parent, target, sites="Ti", irreps="1e", mask=("1e", (1.0, 0.0, 0.0)), tie={"translation": [0.5, 0.5, 0.5]}
+    ).run()
+    for symprec in (1e-3, 1e-2):
+        assert space_group(result.predicted_structure, symprec)[0] == 74
+    assert result.metrics["loss_ratio"] > 10 * pnma_result.metrics["loss_ratio"]
+    assert np.allclose(result.order_parameter[result.sites][:, 2], 0.0)  # no x component
+
+
+# ------------------------------------------------------------------------- reproducibility and I/O
+def test_same_seed_same_result(square_pair):
+    square, rectangle = square_pair
+    runs = [OrderParameterSearch(square, rectangle, irreps="2e", tie="all", seed=3).run() for _ in range(2)]
+    assert np.array_equal(runs[0].order_parameter, runs[1].order_parameter)
+    assert [h["loss"] for h in runs[0].loss_history] == [h["loss"] for h in runs[1].loss_history]
+
+
+def test_result_json_round_trip(pnma_result, tmp_path):
+    path = pnma_result.to_json(tmp_path / "result.json")
+    back = OrderParameterResult.from_json(path)
+    assert np.array_equal(back.order_parameter, pnma_result.order_parameter)
+    assert np.array_equal(back.predicted_displacements, pnma_result.predicted_displacements)
+    assert back.components == pnma_result.components and back.curie == pnma_result.curie
+    assert back.predicted_structure == pnma_result.predicted_structure
+    with pytest.raises(Exception, match="exists"):
+        pnma_result.to_json(path)
+    d = json.loads(path.read_text())
+    d["schema_version"] = 99
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(d))
+    with pytest.raises(ResultError, match="schema version 99"):
+        OrderParameterResult.from_json(bad)
+
+
+def test_weights_round_trip_and_loading_executes_no_code(square_pair, tmp_path):
+    import pickle
+
+    square, rectangle = square_pair
+    search = OrderParameterSearch(square, rectangle, irreps="2e", tie="all", max_steps=50, fit_steps=50)
+    search.run()
+    path = tmp_path / "model.safetensors"
+    search.save_weights(path)
+    other = OrderParameterSearch(square, rectangle, irreps="2e", tie="all", seed=1)
+    other.load_weights(path)
+    for (k, a), (_, b) in zip(search.network.state_dict().items(), other.network.state_dict().items(), strict=True):
+        assert np.array_equal(a.numpy(), b.numpy()), k
+
+    class Boom:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('code executed')",))
+
+    evil = tmp_path / "evil.safetensors"
+    evil.write_bytes(pickle.dumps(Boom()))
+    with pytest.raises(Exception) as info:
+        other.load_weights(evil)
+    assert not isinstance(info.value, SystemExit)
+
+
+def test_nothing_to_find(pnma_pair):
+    parent, _ = pnma_pair
+    result = OrderParameterSearch(parent, parent.copy(), sites="Ti", irreps="1e").run()
+    assert result.nothing_to_find and "nothing" in result.summary()
+    assert np.allclose(result.predicted_displacements, 0.0)
+
+
+def test_bad_settings_raise():
+    square, rectangle = square_rectangle()
+    with pytest.raises(SearchError, match="unknown search settings"):
+        OrderParameterSearch(square, rectangle, irreps="2e", max_stepz=3)
+    with pytest.raises(SearchError, match="dtype"):
+        OrderParameterSearch(square, rectangle, irreps="2e", dtype="float16")
