@@ -320,6 +320,8 @@ class OrderParameter(torch.nn.Module):
         share = np.bincount(self.groups, minlength=self.num_groups) / self.num_nodes
         self.register_buffer("group_share", torch.as_tensor(share, dtype=torch.float64)[:, None])
         self.theta = torch.nn.Parameter(torch.zeros(self.num_groups, self.irreps.dim, dtype=torch.float64))
+        self.recording: list[torch.Tensor] | None = None
+        self.span: torch.Tensor | None = None  # [k, num_groups * dim] orthonormal rows, or None (no restriction)
 
     @property
     def dim(self) -> int:
@@ -399,13 +401,50 @@ class OrderParameter(torch.nn.Module):
         norm = float(grad.norm())
         if not math.isfinite(norm):
             raise FloatingPointError("non-finite order-parameter gradient")
+        if self.recording is not None:
+            self.recording.append((grad @ self.projector).reshape(-1).clone())
         step = min(lr / norm, max_scale * lr) if norm > 0 else max_scale * lr
         theta = self.theta - step * grad
+        if self.span is not None:
+            theta = (self.span.T @ (self.span @ theta.reshape(-1))).reshape(theta.shape)
+        # soft-thresholding last, so that unused components end at exactly zero
         threshold = step * self.penalty_weights * float(penalise)
         theta = torch.sign(theta) * torch.clamp(theta.abs() - threshold, min=0.0)
         self.theta.copy_(theta @ self.projector)
         self.renormalise_()
         return step
+
+    def start_recording(self) -> None:
+        """Keep the (preconditioned, projected) gradients of the next proximal steps."""
+        self.recording = []
+
+    @torch.no_grad()
+    def lock_span_(self, rel_tol: float = 1e-4) -> int:
+        """Restrict the order parameter to the span of the gradients recorded since :meth:`start_recording`.
+
+        Gradients of an invariant loss carry the symmetry of the residual (paper Eqs. 8-10): while the order
+        parameter is small they are, to rounding, symmetric under every operation that the parent and the target
+        share. Their span is therefore a subspace of the symmetry-allowed order parameters, learned without any
+        symmetry table. Locking the order parameter into it stops the later optimisation from drifting into
+        order parameters that break more symmetry than the target needs (a finite network can fit slightly better
+        with them). Directions whose singular value is below ``rel_tol`` times the largest (rounding noise) are
+        dropped. The span only grows: earlier directions are kept. Returns the dimension of the span.
+        """
+        rows = list(self.recording or [])
+        self.recording = None
+        if self.span is not None:
+            rows.extend(self.span)
+        if not rows:
+            return 0 if self.span is None else int(self.span.shape[0])
+        stacked = torch.stack([r / r.norm() if r.norm() > 0 else r for r in rows])
+        _, sv, vt = torch.linalg.svd(stacked, full_matrices=False)
+        if len(sv) == 0 or float(sv[0]) == 0.0:
+            return 0 if self.span is None else int(self.span.shape[0])
+        keep = sv > rel_tol * sv[0]
+        self.span = vt[keep].clone()
+        flat = self.theta.reshape(-1)
+        self.theta.copy_((self.span.T @ (self.span @ flat)).reshape(self.theta.shape))
+        return int(keep.sum())
 
     @torch.no_grad()
     def renormalise_(self) -> None:

@@ -59,6 +59,9 @@ class SearchConfig:
         decay: factor applied to both step sizes at each plateau.
         max_decays: plateaus after which a phase ends.
         stage_loss: loss ratio at which the growth stops unlocking higher L.
+        span_steps: order-parameter steps at the start of each growth stage whose gradients span the subspace the
+            order parameter is then restricted to (0 disables; see ``OrderParameter.lock_span_``).
+        span_tol: relative singular value below which a recorded gradient direction counts as rounding noise.
         search_loss: loss ratio at which the penalised search stops (the polish refines the fit further).
         prune_share: components below this share of the order parameter's squared norm are tried
             at zero after the search (backward elimination).
@@ -87,6 +90,8 @@ class SearchConfig:
     decay: float = 0.3
     max_decays: int = 3
     stage_loss: float = 3e-3
+    span_steps: int = 10
+    span_tol: float = 1e-4
     search_loss: float = 1e-5
     prune_share: float = 0.02
     prune_tolerance: float = 2.0
@@ -393,6 +398,14 @@ class OrderParameterSearch:
         levels = sorted({int(l) for l, keep in zip(op.component_l, np.diag(op.base_projector)) if keep > 0})
         for k in levels:
             op.limit_l_(k)
+            if cfg.span_steps > 0:
+                # the first steps of each stage record the gradients whose span the order parameter is locked to
+                op.start_recording()
+                self._optimise(
+                    cfg.span_steps, history, f"grow-L{k}", train_op=True, penalise=False, decays=0,
+                    stop_loss=cfg.stage_loss, bar=bar,
+                )
+                op.lock_span_(cfg.span_tol)
             self._optimise(
                 cfg.max_steps, history, f"grow-L{k}", train_op=True, penalise=False, decays=0,
                 stop_loss=cfg.stage_loss, bar=bar,
@@ -428,7 +441,10 @@ class OrderParameterSearch:
         saved_theta, saved_projector = op.theta.detach().clone(), op.projector.clone()
         op.restrict_(np.concatenate(groups))
         op.renormalise_()
-        self._optimise(cfg.max_steps, history, f"prune-{kind}", train_op=True, bar=bar)
+        self._optimise(
+            min(cfg.max_steps, cfg.search_steps), history, f"prune-{kind}", train_op=True,
+            stop_loss=cfg.search_loss, bar=bar,
+        )
         after = self._current_loss()
         if after > max(cfg.prune_tolerance * before, cfg.prune_loss):
             self.network.load_state_dict(saved)
