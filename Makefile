@@ -26,7 +26,7 @@ lint: venv
 	$(BIN)/ruff check matsym tests examples benchmarks workflows
 
 bench: venv
-	$(BIN)/pip install -q ".[bench]" || true
+	$(BIN)/pip install -q -e ".[bench]"
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/run_all.py
 
 clean:

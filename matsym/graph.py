@@ -10,9 +10,9 @@ receives the message. The edge set is closed under reversal: ``(src, dst, shift)
 non-zero shift) when the cell is shorter than the cutoff; zero-length self edges are never made unless
 ``self_interaction=True``.
 
-Periodic neighbour lists come from pymatgen's ``Structure.get_neighbor_list`` (compiled code). Measured here
-on one core: 2,560 atoms at 5 Å, 16 ms against 330 ms for ``ase.neighborlist.neighbor_list``; the 5-atom
-perovskite at 6 Å (cutoff larger than the cell), 0.2 ms against 8 ms. Finite point clouds use a k-d tree
+Periodic neighbour lists come from vesin (a dependency; the fastest library measured by
+``benchmarks/bench_graph.py``), or, where vesin is missing, from pymatgen's ``Structure.get_neighbor_list``
+(compiled code). Both give the same edge set; the tests compare each with ``ase.neighborlist.neighbor_list``. Finite point clouds use a k-d tree
 (``scipy.spatial.cKDTree``), which gives exactly the pairs with distance <= cutoff. Edge vectors are always
 recomputed in float64 from the positions and integer shifts rather than taken from the library.
 """
@@ -168,10 +168,7 @@ def build_graph(
     if isinstance(s, IStructure):
         cell = np.array(s.lattice.matrix, dtype=np.float64)  # [3, 3]
         pbc = tuple(bool(p) for p in s.lattice.pbc)
-        centers, points, offsets, _ = s.get_neighbor_list(r=rc, numerical_tol=1e-8, exclude_self=True)
-        src = np.asarray(centers, dtype=np.int64)
-        dst = np.asarray(points, dtype=np.int64)
-        shifts = np.rint(np.asarray(offsets, dtype=np.float64)).astype(np.int64).reshape(-1, 3)
+        src, dst, shifts = _periodic_pairs(s, positions, cell, pbc, rc)
     else:
         cell = None
         pbc = (False, False, False)
@@ -194,7 +191,10 @@ def build_graph(
         shifts = np.concatenate([shifts, np.zeros((n, 3), dtype=np.int64)])
         vec = np.concatenate([vec, np.zeros((n, 3))])
 
-    order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], src, dst))
+    lo = shifts.min(initial=0)
+    base = int(shifts.max(initial=0)) - int(lo) + 1
+    shift_code = ((shifts[:, 0] - lo) * base + (shifts[:, 1] - lo)) * base + (shifts[:, 2] - lo)
+    order = np.lexsort((shift_code, src, dst))  # dst, then src, then shift (lexicographic)
     return CrystalGraph(
         positions=positions,
         cell=cell,
@@ -206,6 +206,25 @@ def build_graph(
         edge_vec=vec[order],
         cutoff=rc,
     )
+
+
+def _periodic_pairs(s, positions, cell, pbc, rc):
+    """Directed pairs ``(src, dst, shift)`` within ``rc``: vesin when installed (fastest measured), else pymatgen."""
+    try:
+        from vesin import NeighborList
+    except ImportError:
+        NeighborList = None
+    if NeighborList is not None:
+        i, j, shifts = NeighborList(cutoff=rc, full_list=True).compute(
+            points=positions, box=cell, periodic=list(pbc), quantities="ijS"
+        )
+        # vesin: D = pos[j] - pos[i] + S @ box, i.e. src = i, dst = j
+        return np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64), np.asarray(shifts, dtype=np.int64)
+    centers, points, offsets, _ = s.get_neighbor_list(r=rc, numerical_tol=1e-8, exclude_self=True)
+    src = np.asarray(centers, dtype=np.int64)
+    dst = np.asarray(points, dtype=np.int64)
+    shifts = np.rint(np.asarray(offsets, dtype=np.float64)).astype(np.int64).reshape(-1, 3)
+    return src, dst, shifts
 
 
 def nearest_neighbor_distances(obj: Any, *, min_distance: float = 0.5) -> np.ndarray:

@@ -49,6 +49,8 @@ class NetworkConfig:
         sh_lmax: largest L of the filters' spherical harmonics.
         n_basis: size of the radial basis.
         radial_neurons: hidden widths of the radial MLP (a tuple; empty means a linear map of the basis).
+        connection: ``"uvu"`` (each channel of the input keeps its own path: lean, the default) or ``"uvw"``
+            (every input channel feeds every output channel, as in the paper's networks; far more weights).
     """
 
     layers: int = 2
@@ -57,6 +59,7 @@ class NetworkConfig:
     sh_lmax: int = 2
     n_basis: int = 8
     radial_neurons: tuple[int, ...] = (16,)
+    connection: str = "uvu"
 
     @classmethod
     def for_output(cls, irreps_out: str | o3.Irreps, **overrides) -> NetworkConfig:
@@ -73,8 +76,11 @@ class NetworkConfig:
 
     @classmethod
     def paper(cls) -> NetworkConfig:
-        """The reference size of the paper's notebooks (3 layers, lmax 6, 6 copies, radial MLP 10->100->100->100)."""
-        return cls(layers=3, mul=6, hidden_lmax=6, sh_lmax=6, n_basis=10, radial_neurons=(100, 100, 100))
+        """The reference size of the paper's notebooks (3 layers, lmax 6, 6 copies, radial MLP 10->100->100->100,
+        fully connected ``uvw`` paths)."""
+        return cls(
+            layers=3, mul=6, hidden_lmax=6, sh_lmax=6, n_basis=10, radial_neurons=(100, 100, 100), connection="uvw"
+        )
 
     def as_dict(self) -> dict:
         return {
@@ -84,6 +90,7 @@ class NetworkConfig:
             "sh_lmax": self.sh_lmax,
             "n_basis": self.n_basis,
             "radial_neurons": list(self.radial_neurons),
+            "connection": self.connection,
         }
 
     @classmethod
@@ -197,6 +204,7 @@ class _Convolution(torch.nn.Module):
         n_basis: int,
         radial_neurons: tuple[int, ...],
         num_species: int,
+        connection: str = "uvu",
     ) -> None:
         super().__init__()
         self.irreps_in = irreps_in
@@ -212,8 +220,11 @@ class _Convolution(torch.nn.Module):
                 for ir_out in ir_in * ir_sh:
                     if ir_out in irreps_out:
                         k = len(irreps_mid)
-                        irreps_mid.append((mul, ir_out))
-                        instructions.append((i, j, k, "uvu", True))
+                        if connection == "uvu":
+                            irreps_mid.append((mul, ir_out))
+                        else:
+                            irreps_mid.append((max(m for m, ir in irreps_out if ir == ir_out), ir_out))
+                        instructions.append((i, j, k, connection, True))
         irreps_mid = o3.Irreps(irreps_mid)
         self.tp = o3.TensorProduct(
             irreps_in,
@@ -278,6 +289,8 @@ class EquivariantNetwork(torch.nn.Module):
         self.irreps_in = parse_irreps(irreps_in, "input irreps").simplify()
         self.irreps_out = parse_irreps(irreps_out, "output irreps")
         self.config = config if config is not None else NetworkConfig.for_output(self.irreps_out)
+        if self.config.connection not in ("uvu", "uvw"):
+            raise IrrepsError(f"connection must be 'uvu' or 'uvw', got {self.config.connection!r}")
         if self.config.layers < 1:
             raise ValueError(f"a network needs at least one layer, got layers={self.config.layers}")
         irreps_sh = o3.Irreps.spherical_harmonics(self.config.sh_lmax)
@@ -313,7 +326,13 @@ class EquivariantNetwork(torch.nn.Module):
                 scalars, [act[ir.p] for _, ir in scalars], gates, [act_gates[ir.p] for _, ir in gates], gated
             )
             conv = _Convolution(
-                irreps, irreps_sh, gate.irreps_in, self.config.n_basis, self.config.radial_neurons, self.num_species
+                irreps,
+                irreps_sh,
+                gate.irreps_in,
+                self.config.n_basis,
+                self.config.radial_neurons,
+                self.num_species,
+                self.config.connection,
             )
             self.layers.append(torch.nn.ModuleDict({"conv": conv, "gate": gate}))
             # sort and merge the gate's output (e.g. 2x1e from scalar gates and 2x1e from pseudoscalar-gated 1o):
@@ -321,7 +340,13 @@ class EquivariantNetwork(torch.nn.Module):
             irreps, order = _sorted_layout(gate.irreps_out)
             self.register_buffer(f"_order{len(self.layers) - 1}", order)
         self.output = _Convolution(
-            irreps, irreps_sh, self.irreps_out, self.config.n_basis, self.config.radial_neurons, self.num_species
+            irreps,
+            irreps_sh,
+            self.irreps_out,
+            self.config.n_basis,
+            self.config.radial_neurons,
+            self.num_species,
+            self.config.connection,
         )
         missing = [str(ir) for _, ir in self.irreps_out if ir not in self.output.irreps_out or not any(
             ir in i1 * i2 for _, i1 in irreps for _, i2 in irreps_sh

@@ -535,12 +535,14 @@ def register(
         eye = np.eye(3, dtype=np.int64)
         matcher = _Matcher(p_frac, p_species, p_lat, eye)
         match = matcher.match(t_frac, t_species, np.zeros(3))
-        if (
-            np.array_equal(match.assign, np.arange(len(t)))
-            and within(match)
-            and match.margin >= ambiguity_tol
-        ):
-            return _result(p, t, match, p_lat)
+        # any one-to-one assignment is accepted here (supercells made from a parent and a displaced target can
+        # list their images in different orders), provided the target is not rigidly shifted: a shift would need
+        # the origin search below
+        if within(match) and match.margin >= ambiguity_tol:
+            raw = np.asarray(t.cart_coords) - np.asarray(p.cart_coords)[match.assign] - match.disp
+            rigid = float(np.linalg.norm(np.mean(raw - np.round(raw @ np.linalg.inv(p_lat)) @ p_lat, axis=0)))
+            if rigid < 0.1:
+                return _result(p, t, match, p_lat)
 
     ratio = abs(t.volume) / (n_cells * abs(p.volume))
     if not (1 + ltol) ** -3 <= ratio <= (1 + ltol) ** 3:

@@ -1,12 +1,12 @@
 """jobflow workflows: one order-parameter search per job, many searches per flow.
 
 :class:`OrderParameterMaker` is a jobflow :class:`~jobflow.Maker` whose ``make(parent, target)`` job runs
-:class:`matsym.search.OrderParameterSearch` and returns an :class:`OrderParameterDocument` (MSONable: the full
-:class:`~matsym.result.OrderParameterResult`, the predicted structure, its space groups, the Curie verdict and the
-key metrics). :func:`screening_flow` builds one such job per (parent, target) pair, plus a job that collects a
-summary table. Job inputs are pymatgen structures and plain JSON values; outputs serialise to JSON through
-``as_dict``; no job holds a torch object, so the same flow runs with ``jobflow.run_locally`` on one machine or
-through jobflow-remote / FireWorks on a cluster (see ``workflows/README.md``)::
+:class:`matsym.search.OrderParameterSearch` and returns an :class:`OrderParameterDocument` (MSONable: the
+full :class:`~matsym.result.OrderParameterResult`, the predicted structure, its space groups, the Curie
+verdict and the key metrics). :func:`screening_flow` builds one such job per (parent, target) pair, plus a job
+that collects a summary table. Job inputs are pymatgen structures and plain JSON values; outputs serialise to
+JSON through ``as_dict``; no job holds a torch object, so the same flow runs with ``jobflow.run_locally`` on
+one machine or through jobflow-remote / FireWorks on a cluster (see ``workflows/README.md``)::
 
     >>> from jobflow import JobStore, run_locally
     >>> from maggma.stores import MemoryStore
@@ -92,8 +92,8 @@ def _json_safe(value: Any, what: str) -> Any:
         return json.loads(json.dumps(value, allow_nan=True))
     except (TypeError, ValueError) as exc:
         raise InputError(
-            f"{what} must be plain JSON data (str, numbers, lists, dicts) so that jobs can be stored and sent to "
-            f"other machines, got {value!r} ({exc})"
+            f"{what} must be plain JSON data (str, numbers, lists, dicts) so that jobs can be stored and "
+            f"sent to other machines, got {value!r} ({exc})"
         ) from None
 
 
@@ -139,13 +139,14 @@ def _result_from_dict(d: Any) -> OrderParameterResult:
         return d
     if not isinstance(d, dict):
         raise ResultError(f"expected a serialised OrderParameterResult, got {type(d).__name__}")
-    # MontyDecoder strips "@module"/"@class" from the dictionary it hands to from_dict; the result checks @class
+    # MontyDecoder strips "@module"/"@class" from the dictionary it hands to from_dict;
+    # OrderParameterResult.from_dict checks @class
     d = {"@module": "matsym.result", "@class": "OrderParameterResult", **d}
     return OrderParameterResult.from_dict(d)
 
 
 def _symmetry(structure: Any) -> tuple[dict[str, list], str | None]:
-    """Space groups ``{"0.001": [number, symbol], ...}`` of a crystal, or the point group of a finite cloud."""
+    """Space groups ``{"0.001": [number, symbol], ...}`` of a crystal, or the point group of a finite one."""
     from pymatgen.core import IStructure
 
     from matsym import symmetry
@@ -282,7 +283,9 @@ class OrderParameterDocument(MSONable):
             "formula": self.formula,
             "num_sites": int(self.num_sites),
             "result": self.result.as_dict(),
-            "predicted_structure": None if self.predicted_structure is None else self.predicted_structure.as_dict(),
+            "predicted_structure": None
+            if self.predicted_structure is None
+            else self.predicted_structure.as_dict(),
             "space_groups": {k: [int(v[0]), str(v[1])] for k, v in self.space_groups.items()},
             "target_space_groups": {k: [int(v[0]), str(v[1])] for k, v in self.target_space_groups.items()},
             "point_group": self.point_group,
@@ -299,7 +302,7 @@ class OrderParameterDocument(MSONable):
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> OrderParameterDocument:
-        """Inverse of :meth:`as_dict` (also accepts the dictionary ``MontyDecoder`` passes, without ``@`` keys).
+        """Inverse of :meth:`as_dict` (also reads the dictionary ``MontyDecoder`` passes, without ``@`` keys).
 
         Raises:
             ResultError: ``d`` is not a serialised document.
@@ -308,7 +311,9 @@ class OrderParameterDocument(MSONable):
             raise ResultError(f"expected a serialised OrderParameterDocument, got {type(d).__name__}")
         if d.get("@class", cls.__name__) != cls.__name__:
             raise ResultError(f"expected a serialised OrderParameterDocument, got @class={d.get('@class')!r}")
-        missing = [k for k in ("label", "formula", "num_sites", "result", "predicted_structure") if k not in d]
+        missing = [
+            k for k in ("label", "formula", "num_sites", "result", "predicted_structure") if k not in d
+        ]
         if missing:
             raise ResultError(f"serialised OrderParameterDocument lacks {missing}")
         try:
@@ -345,8 +350,8 @@ class OrderParameterMaker(Maker):
 
     Args:
         name: Job name.
-        sites: Sites that carry an order parameter (species such as ``"Ti"``, list of species or indices; None =
-            all).
+        sites: Sites that carry an order parameter (species such as ``"Ti"``, list of species or indices;
+            None = all).
         irreps: Candidate irreps (e3nn string such as ``"1e+1o"``); None uses the search's default.
         tie: Tie specification (see :class:`~matsym.search.OrderParameterSearch`).
         mask: Masked components (see :class:`~matsym.search.OrderParameterSearch`); ``(irrep, (x, y, z))``
@@ -381,13 +386,13 @@ class OrderParameterMaker(Maker):
         if not isinstance(self.search_kwargs, dict):
             raise InputError(f"search_kwargs must be a dictionary, got {type(self.search_kwargs).__name__}")
         kwargs = dict(self.search_kwargs)
+        reserved = sorted({"sites", "irreps", "tie", "mask"} & set(kwargs))
+        if reserved:
+            raise InputError(f"give {reserved} as OrderParameterMaker arguments, not in search_kwargs")
         allowed = set(_SEARCH_ARGUMENTS) | set(SearchConfig.__dataclass_fields__)
         unknown = sorted(set(kwargs) - allowed)
         if unknown:
             raise InputError(f"unknown search_kwargs {unknown}; valid: {sorted(allowed)}")
-        reserved = sorted({"sites", "irreps", "tie", "mask"} & set(kwargs))
-        if reserved:
-            raise InputError(f"give {reserved} as OrderParameterMaker arguments, not in search_kwargs")
         if isinstance(kwargs.get("config"), SearchConfig):
             kwargs["config"] = kwargs["config"].as_dict()
         if isinstance(kwargs.get("config"), dict):
@@ -405,14 +410,14 @@ class OrderParameterMaker(Maker):
         self.tie = _json_safe(self.tie, "tie")
         self.mask = _json_safe(_mask_json(self.mask), "mask")
         if self.irreps is not None:
-            from matsym.order_parameter import parse_irreps
+            from matsym.model import parse_irreps
 
             if not isinstance(self.irreps, str):
                 raise InputError(f"irreps must be an e3nn irreps string such as '1e+1o', got {self.irreps!r}")
             parse_irreps(self.irreps, "order-parameter irreps")
 
     def search_arguments(self) -> dict[str, Any]:
-        """Keyword arguments of :class:`~matsym.search.OrderParameterSearch` (``config`` as a SearchConfig)."""
+        """Keyword arguments of :class:`~matsym.search.OrderParameterSearch` (``config`` a SearchConfig)."""
         from matsym.search import SearchConfig
 
         kwargs: dict[str, Any] = {"sites": self.sites, "tie": self.tie, "mask": self.mask}
@@ -558,7 +563,9 @@ def _pairs(pairs: Any) -> list[tuple[str, Any, Any]]:
         items = []
         for label, pair in pairs.items():
             if not (isinstance(pair, Sequence) and not isinstance(pair, str) and len(pair) == 2):
-                raise InputError(f"pairs[{label!r}] must be a (parent, target) pair, got {type(pair).__name__}")
+                raise InputError(
+                    f"pairs[{label!r}] must be a (parent, target) pair, got {type(pair).__name__}"
+                )
             items.append((str(label), pair[0], pair[1]))
     elif isinstance(pairs, Sequence) and not isinstance(pairs, str):
         items = []
@@ -569,7 +576,8 @@ def _pairs(pairs: Any) -> list[tuple[str, Any, Any]]:
                 items.append((None, pair[0], pair[1]))
             else:
                 raise InputError(
-                    f"pairs[{i}] must be (parent, target) or (label, parent, target), got {type(pair).__name__}"
+                    f"pairs[{i}] must be (parent, target) or (label, parent, target), got "
+                    f"{type(pair).__name__}"
                     + (f" of length {len(pair)}" if isinstance(pair, Sequence) else "")
                 )
     else:
@@ -599,16 +607,16 @@ def screening_flow(
     file path), so the jobs hold pymatgen structures only and bad inputs fail now, not on a worker.
 
     Args:
-        pairs: ``{label: (parent, target)}``, or a list of ``(parent, target)`` or ``(label, parent, target)``;
-            unlabelled pairs are named ``"<index>:<parent formula>"``.
+        pairs: ``{label: (parent, target)}``, or a list of ``(parent, target)`` or
+            ``(label, parent, target)``; unlabelled pairs are named ``"<index>:<parent formula>"``.
         maker: The search settings (default: ``OrderParameterMaker()``, i.e. the search's defaults).
         summary: Add a :func:`collect_summary` job. It runs even if some searches fail
             (``on_missing_references=OnMissing.NONE``); those rows say ``job failed``.
         name: Name of the flow.
 
     Returns:
-        The Flow. Its ``output`` is the summary's output (``{"rows", "table", ...}``) with ``summary``, else the
-        list of the searches' documents. Each search job carries ``metadata["label"]``.
+        The Flow. Its ``output`` is the summary's output (``{"rows", "table", ...}``) with ``summary``, else
+        the list of the searches' documents. Each search job carries ``metadata["label"]``.
 
     Raises:
         InputError: malformed ``pairs`` or ``maker``.
