@@ -83,8 +83,8 @@ class SearchConfig:
     op_norm: float | None = None
     fit_steps: int = 300
     max_steps: int = 300
-    search_steps: int = 150
-    polish_steps: int = 100
+    search_steps: int = 100
+    polish_steps: int = 60
     patience: int = 20
     rel_tol: float = 1e-3
     decay: float = 0.3
