@@ -285,9 +285,7 @@ class Report:
                 [c.criterion, c.measured, {True: "yes", False: "**NO**", None: "not evaluated"}[c.passed]]
                 for c in self.checks
             ]
-            parts.append(
-                "**Acceptance (issue 5)**\n\n" + markdown_table(["criterion", "measured", "met"], rows)
-            )
+            parts.append("**Acceptance (issue 5)**\n\n" + markdown_table(["criterion", "measured", "met"], rows))
         parts.append(f"_{self.name} took {time.perf_counter() - self.started:.1f} s._")
         return "\n\n".join(parts) + "\n"
 
@@ -339,9 +337,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         default=None,
         help="append a section to RESULTS.md (default: yes for full runs, no for --quick)",
     )
-    parser.add_argument(
-        "--results", default=str(RESULTS_PATH), help="file to append to (default: %(default)s)"
-    )
+    parser.add_argument("--results", default=str(RESULTS_PATH), help="file to append to (default: %(default)s)")
     parser.add_argument("--json", default=None, metavar="PATH", help="also write the figures as JSON here")
     parser.add_argument(
         "--strict", action="store_true", help="exit with status 3 if an acceptance criterion is not met"

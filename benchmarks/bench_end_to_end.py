@@ -116,8 +116,7 @@ def run_case(
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
         raise RuntimeError(
-            f"{' '.join(cmd[:3])} ... failed with exit {proc.returncode}:\n"
-            f"{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+            f"{' '.join(cmd[:3])} ... failed with exit {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
         )
     return wall
 
@@ -193,8 +192,7 @@ def main(argv=None) -> int:
     how = (
         f"`{Path(cli[0]).name} find` (console script of matsym.cli)"
         if cli is not None
-        else "`python -c` calling the API (NOT the CLI"
-        + (": --api)" if args.api else ": matsym.cli does not exist)")
+        else "`python -c` calling the API (NOT the CLI" + (": --api)" if args.api else ": matsym.cli does not exist)")
     )
     print(f"timing {how}", flush=True)
 

@@ -54,9 +54,7 @@ def libraries() -> tuple[dict[str, Callable], list[str]]:
         from vesin import NeighborList
 
         def _vesin(s, a, rc):
-            i, _, _ = NeighborList(cutoff=rc, full_list=True).compute(
-                a.positions, a.cell.array, True, quantities="ijS"
-            )
+            i, _, _ = NeighborList(cutoff=rc, full_list=True).compute(a.positions, a.cell.array, True, quantities="ijS")
             return len(i)
 
         libs["vesin"] = _vesin
@@ -109,9 +107,7 @@ def main(argv=None) -> int:
                 t = timings[name]
                 ok_pairs = t.value == pairs
                 if not ok_pairs:
-                    mismatches.append(
-                        f"{name} at {len(structure)} atoms, {rc:g} Å: {t.value} pairs vs {pairs}"
-                    )
+                    mismatches.append(f"{name} at {len(structure)} atoms, {rc:g} Å: {t.value} pairs vs {pairs}")
                 rows.append(
                     [
                         f"{len(structure):,}",
@@ -154,9 +150,7 @@ def main(argv=None) -> int:
         f"(runs = 1). matsym {matsym.__file__.rsplit('/matsym/', 1)[0]}."
     ]
     if missing:
-        notes.append(
-            f"Not installed, not measured: {', '.join(missing)} (`pip install {' '.join(missing)}`)."
-        )
+        notes.append(f"Not installed, not measured: {', '.join(missing)} (`pip install {' '.join(missing)}`).")
     if mismatches:
         notes.append("Pair counts differ from matsym's: " + "; ".join(mismatches) + ".")
     else:

@@ -117,9 +117,7 @@ def run_worker(cell, steps: int, budget_s: float, short: dict | None) -> dict:
         cmd += ["--short-search", json.dumps(short)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=subprocess_env(), timeout=WORKER_TIMEOUT)
     if proc.returncode != 0:
-        raise RuntimeError(
-            f"worker for supercell {cell} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}"
-        )
+        raise RuntimeError(f"worker for supercell {cell} failed (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -132,9 +130,7 @@ def fit_exponent(atoms, times) -> float:
 
 def main(argv=None) -> int:
     parser = add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
-    parser.add_argument(
-        "--steps", type=int, default=None, help="most timed steps per size (default 20; quick 5)"
-    )
+    parser.add_argument("--steps", type=int, default=None, help="most timed steps per size (default 20; quick 5)")
     parser.add_argument("--budget", type=float, default=None, help="seconds of timed steps per size")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--short-search", default=None, help=argparse.SUPPRESS)

@@ -111,12 +111,8 @@ def quality(result) -> dict:
 
 def main(argv=None) -> int:
     parser = add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
-    parser.add_argument(
-        "--steps", type=int, default=None, help="timed steps of the default (default 50; quick 10)"
-    )
-    parser.add_argument(
-        "--ref-steps", type=int, default=None, help="timed reference steps (default 3; quick 1)"
-    )
+    parser.add_argument("--steps", type=int, default=None, help="timed steps of the default (default 50; quick 10)")
+    parser.add_argument("--ref-steps", type=int, default=None, help="timed reference steps (default 3; quick 1)")
     parser.add_argument("--no-run", action="store_true", help="skip the whole run() of the default search")
     args = parse_common(parser, argv)
     report = Report("bench_step", args.quick)
@@ -141,9 +137,7 @@ def main(argv=None) -> int:
         threads = set_threads(search)
         step = make_step(search)
         if name == "default":
-            steps, forwards = time_steps(
-                step, warmup=5, repeats=n_default, budget_s=2.0 if args.quick else 5.0
-            )
+            steps, forwards = time_steps(step, warmup=5, repeats=n_default, budget_s=2.0 if args.quick else 5.0)
         else:
             t0 = time.perf_counter()
             step()  # warm-up
@@ -167,9 +161,7 @@ def main(argv=None) -> int:
             "step_times_s": steps,
         }
         data[name] = entry
-        print(
-            f"  {name}: {entry['num_parameters']:,} parameters, {fmt_ms(entry['step_s'])} ms/step", flush=True
-        )
+        print(f"  {name}: {entry['num_parameters']:,} parameters, {fmt_ms(entry['step_s'])} ms/step", flush=True)
         del search, step
 
     d, r = data["default"], data["reference (paper)"]
@@ -245,19 +237,14 @@ def main(argv=None) -> int:
     full = not args.quick
     recovered = None
     if run_row is not None:
-        recovered = (
-            run_row["pnma"]
-            and run_row["min_1e_fraction"] >= 0.9
-            and run_row["displacement_error_ratio"] <= 0.1
-        )
+        recovered = run_row["pnma"] and run_row["min_1e_fraction"] >= 0.9 and run_row["displacement_error_ratio"] <= 0.1
     report.check(
         "per-step ratio reference/default >= 500x",
         f"{ratio:,.0f}x ({fmt_ms(r['step_s'])} ms / {fmt_ms(d['step_s'])} ms)",
         ratio >= 500 if full else None,
     )
     report.check(
-        "default recovers the Pnma order parameter "
-        "(Pnma at 1e-3 and 1e-2, 1e >= 90% on Ti, disp. error <= 10%)",
+        "default recovers the Pnma order parameter (Pnma at 1e-3 and 1e-2, 1e >= 90% on Ti, disp. error <= 10%)",
         "not run"
         if run_row is None
         else f"1e {run_row['min_1e_fraction']:.3f}, error {run_row['displacement_error_ratio']:.3f}, "

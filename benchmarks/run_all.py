@@ -70,9 +70,7 @@ def main(argv=None) -> int:
     total = time.perf_counter() - t_suite
 
     rows.append(["**total**", f"{total:.1f}", "ok" if not failed else f"{len(failed)} failed"])
-    report.table(
-        "Benchmark suite (wall s per script, each in a fresh process)", ["script", "wall s", "status"], rows
-    )
+    report.table("Benchmark suite (wall s per script, each in a fresh process)", ["script", "wall s", "status"], rows)
     if set(names) == set(SCRIPTS):
         report.check(
             "make bench runs all benchmarks in under 10 minutes",

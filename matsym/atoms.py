@@ -47,9 +47,7 @@ _WHICH = ("predicted", "parent", "target")
 _SYMPRECS = ((1e-3, "1e-3"), (1e-2, "1e-2"))
 
 
-def result_to_atoms(
-    result: OrderParameterResult | Any, which: str = "predicted", *, symmetry: bool = True
-) -> Atoms:
+def result_to_atoms(result: OrderParameterResult | Any, which: str = "predicted", *, symmetry: bool = True) -> Atoms:
     """One structure of a search result as ASE Atoms, with the order parameter attached.
 
     Args:
@@ -72,9 +70,7 @@ def result_to_atoms(
     if which not in _WHICH:
         raise InputError(f"which must be one of {list(_WHICH)}, got {which!r}")
     result = _load_result(result)
-    structure = {"predicted": result.predicted_structure, "parent": result.parent, "target": result.target}[
-        which
-    ]
+    structure = {"predicted": result.predicted_structure, "parent": result.parent, "target": result.target}[which]
     if structure is None:
         raise ResultError(f"this result holds no {which} structure")
     atoms = to_ase(structure)

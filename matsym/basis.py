@@ -103,9 +103,7 @@ def parse_irreps(irreps: Any) -> o3.Irreps:
     try:
         parsed = o3.Irreps(irreps)
     except (ValueError, TypeError, AssertionError, AttributeError) as exc:
-        raise IrrepsError(
-            f"Expected an e3nn irreps string such as '1x0e+2x1o', got {irreps!r} ({exc})."
-        ) from exc
+        raise IrrepsError(f"Expected an e3nn irreps string such as '1x0e+2x1o', got {irreps!r} ({exc}).") from exc
     for _, ir in parsed:
         if ir.l > LMAX_SUPPORTED:
             raise IrrepsError(f"Irreps {irreps!r} contain l={ir.l}; at most l={LMAX_SUPPORTED} is supported.")
@@ -161,7 +159,7 @@ def _standard_rsh(ell: int, unit: Any) -> Any:
     return np.stack(out, axis=-1)
 
 
-def real_spherical_harmonics(l: int, vectors: Any) -> Any:  # noqa: E741
+def real_spherical_harmonics(l: int, vectors: Any) -> Any:
     """Standard real spherical harmonics (z polar, m = -l..l, 'integral' normalisation) of directions.
 
     Args:
@@ -233,7 +231,7 @@ def _change_of_basis_cached(ell: int) -> np.ndarray:
     return q
 
 
-def change_of_basis(l: int) -> np.ndarray:  # noqa: E741
+def change_of_basis(l: int) -> np.ndarray:
     """Orthogonal matrix Q_l with ``Y_std = Q_l @ Y_e3nn`` for degree ``l``.
 
     Args:
@@ -282,9 +280,7 @@ def _apply(x: Any, matrix: np.ndarray, irreps: Any) -> Any:
         import torch
 
         if x.ndim == 0 or x.shape[-1] != dim:
-            raise IrrepsError(
-                f"Expected a tensor of shape [..., {dim}] for irreps {irreps!s}, got {tuple(x.shape)}."
-            )
+            raise IrrepsError(f"Expected a tensor of shape [..., {dim}] for irreps {irreps!s}, got {tuple(x.shape)}.")
         xf = x if x.is_floating_point() else x.to(torch.get_default_dtype())
         m = torch.tensor(np.array(matrix), dtype=xf.dtype, device=xf.device)
         return xf @ m.T

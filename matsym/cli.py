@@ -139,9 +139,7 @@ def _atomic_save(path: Path, save: Callable[[str], None], *, force: bool) -> Pat
                 raise FileFormatError(f"cannot write {path}: it exists; pass --force to overwrite") from None
             except OSError:  # file systems without hard links
                 if path.exists():
-                    raise FileFormatError(
-                        f"cannot write {path}: it exists; pass --force to overwrite"
-                    ) from None
+                    raise FileFormatError(f"cannot write {path}: it exists; pass --force to overwrite") from None
                 os.replace(tmp, path)
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -166,9 +164,7 @@ def _symmetry(structure: Any) -> dict[str, Any]:
     from matsym import symmetry
 
     if _is_periodic(structure):
-        return {
-            "space_groups": {f"{p:g}": list(symmetry.space_group(structure, p)) for p in _OUTPUT_SYMPRECS}
-        }
+        return {"space_groups": {f"{p:g}": list(symmetry.space_group(structure, p)) for p in _OUTPUT_SYMPRECS}}
     return {"point_group": symmetry.point_group(structure)}
 
 
@@ -353,9 +349,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         elif matches:
             print(f"point group {group}")
         if not matches:
-            raise SymmetryMismatchError(
-                f"expected point group {args.expect!r} for {args.file}, found {group}"
-            )
+            raise SymmetryMismatchError(f"expected point group {args.expect!r} for {args.file}, found {group}")
         return 0
     found = verify_space_group(structure, symprecs=symprecs)
     expected = None if args.expect is None else space_group_number(args.expect)
@@ -412,8 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (created if missing)")
     find.add_argument(
         "--sites",
-        help="sites carrying an order parameter: species (Ti), species list (Ti,Zr) or "
-        "indices (0,4,8); default all",
+        help="sites carrying an order parameter: species (Ti), species list (Ti,Zr) or indices (0,4,8); default all",
     )
     find.add_argument("--irreps", help="candidate irreps, e3nn syntax (e.g. 1e or 1e+1o+2e); default L=0..4")
     find.add_argument("--tie", metavar="SPEC", help="none | all | translation:fa,fb,fc | groups like 0,1;2,3")
@@ -425,9 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="components forced to zero (e.g. 1e, '2e m=2', 1e@0,0,1); several allowed",
     )
     find.add_argument("--sparsity", type=_finite_float, help="L1 weight on every component")
-    find.add_argument(
-        "--l-penalty", dest="l_penalty", type=_finite_float, help="extra L1 weight per unit of L"
-    )
+    find.add_argument("--l-penalty", dest="l_penalty", type=_finite_float, help="extra L1 weight per unit of L")
     find.add_argument("--seed", type=int, default=0, help="seed of the network's initial weights (default 0)")
     find.add_argument("--steps", type=_positive_int, metavar="N", help="step budget of the joint search")
     find.add_argument("--force", action="store_true", help="overwrite existing output files")
@@ -442,21 +433,15 @@ def build_parser() -> argparse.ArgumentParser:
         "displacements, on the search cell. PARENT may be the parent as given to 'find' or its search cell.",
     )
     distort.add_argument("parent", metavar="PARENT", help="parent structure file")
-    distort.add_argument(
-        "--result", required=True, metavar="JSON", help="result.json written by 'matsym find'"
-    )
+    distort.add_argument("--result", required=True, metavar="JSON", help="result.json written by 'matsym find'")
     distort.add_argument(
         "--amplitude",
         type=_finite_float,
         default=1.0,
         help="0 = parent, 1 = fitted distortion (default); > 1 extrapolates (warning)",
     )
-    distort.add_argument(
-        "--strain", action="store_true", help="also apply the target's strain, scaled by amplitude"
-    )
-    distort.add_argument(
-        "-o", "--output", required=True, metavar="OUT", help="output structure file (.cif, ...)"
-    )
+    distort.add_argument("--strain", action="store_true", help="also apply the target's strain, scaled by amplitude")
+    distort.add_argument("-o", "--output", required=True, metavar="OUT", help="output structure file (.cif, ...)")
     distort.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     distort.add_argument("--json", action="store_true", help="print one JSON object")
     distort.set_defaults(func=cmd_distort)
@@ -533,12 +518,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = set()
     for w in caught:
         text = " ".join(str(w.message).split())
-        if (
-            issubclass(w.category, UserWarning)
-            and w.filename
-            and "matsym" in w.filename
-            and text not in shown
-        ):
+        if issubclass(w.category, UserWarning) and w.filename and "matsym" in w.filename and text not in shown:
             shown.add(text)
             print(f"{_PROG}: warning: {text}", file=sys.stderr)
     return status

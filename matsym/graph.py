@@ -12,7 +12,8 @@ non-zero shift) when the cell is shorter than the cutoff; zero-length self edges
 
 Periodic neighbour lists come from vesin (a dependency; the fastest library measured by
 ``benchmarks/bench_graph.py``), or, where vesin is missing, from pymatgen's ``Structure.get_neighbor_list``
-(compiled code). Both give the same edge set; the tests compare each with ``ase.neighborlist.neighbor_list``. Finite point clouds use a k-d tree
+(compiled code). Both give the same edge set; the tests compare each with
+``ase.neighborlist.neighbor_list``. Finite point clouds use a k-d tree
 (``scipy.spatial.cKDTree``), which gives exactly the pairs with distance <= cutoff. Edge vectors are always
 recomputed in float64 from the positions and integer shifts rather than taken from the library.
 """
@@ -64,9 +65,7 @@ class CrystalGraph:
     def __post_init__(self) -> None:
         def frozen(a: Any, dtype: type, shape: tuple[int | None, ...], name: str) -> np.ndarray:
             arr = np.array(a, dtype=dtype, copy=True)
-            if arr.ndim != len(shape) or any(
-                s is not None and s != d for s, d in zip(shape, arr.shape, strict=False)
-            ):
+            if arr.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, arr.shape, strict=False)):
                 want = "[" + ", ".join("?" if s is None else str(s) for s in shape) + "]"
                 raise StructureError(f"CrystalGraph.{name} must have shape {want}, got {arr.shape}")
             arr.setflags(write=False)
@@ -81,9 +80,7 @@ class CrystalGraph:
         shifts = frozen(np.reshape(self.shifts, (-1, 3)), np.int64, (e, 3), "shifts")
         vec = frozen(np.reshape(self.edge_vec, (-1, 3)), np.float64, (e, 3), "edge_vec")
         if len(self.species) != n:
-            raise StructureError(
-                f"CrystalGraph.species must have {n} entries (one per site), got {len(self.species)}"
-            )
+            raise StructureError(f"CrystalGraph.species must have {n} entries (one per site), got {len(self.species)}")
         if e and (src.min() < 0 or dst.min() < 0 or src.max() >= n or dst.max() >= n):
             raise StructureError(f"CrystalGraph edge indices must lie in [0, {n}), got a value outside")
         if cell is None and np.any(shifts):
@@ -135,9 +132,7 @@ def _check_cutoff(cutoff: Any) -> float:
     return value
 
 
-def build_graph(
-    obj: Any, cutoff: float, *, self_interaction: bool = False, min_distance: float = 0.5
-) -> CrystalGraph:
+def build_graph(obj: Any, cutoff: float, *, self_interaction: bool = False, min_distance: float = 0.5) -> CrystalGraph:
     """Build the neighbour graph of a structure.
 
     Args:
@@ -288,9 +283,7 @@ def _nearest_distances(s: Any, positions: np.ndarray, idx: np.ndarray, start: fl
     return nearest
 
 
-def _raise_isolated(
-    s: Any, positions: np.ndarray, cutoff: float, isolated: np.ndarray, species: list[str]
-) -> None:
+def _raise_isolated(s: Any, positions: np.ndarray, cutoff: float, isolated: np.ndarray, species: list[str]) -> None:
     shown = ", ".join(f"{int(i)} ({species[int(i)]})" for i in isolated[:5])
     more = f", ... ({len(isolated)} in all)" if len(isolated) > 5 else ""
     nearest = _nearest_distances(s, positions, isolated, cutoff)

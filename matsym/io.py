@@ -104,8 +104,7 @@ def detect_format(path: str | os.PathLike, fmt: str | None = None) -> str:
     if p.name.upper().startswith(("POSCAR", "CONTCAR")):
         return "poscar"
     raise FileFormatError(
-        f"cannot tell the format of {path} from its name (suffix {suffix or 'none'!r}); "
-        f"supported: {_supported()}"
+        f"cannot tell the format of {path} from its name (suffix {suffix or 'none'!r}); supported: {_supported()}"
     )
 
 
@@ -183,9 +182,7 @@ def _from_array(obj: Any) -> Molecule:
     try:
         coords = np.asarray(obj, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise StructureError(
-            f"expected an [n, 3] array of Cartesian coordinates; got {_one_line(exc)}"
-        ) from exc
+        raise StructureError(f"expected an [n, 3] array of Cartesian coordinates; got {_one_line(exc)}") from exc
     if coords.ndim == 2 and coords.shape[0] == 0:
         coords = coords.reshape(0, 3)
     if coords.ndim != 2 or coords.shape[1] != 3:
@@ -228,15 +225,11 @@ def _from_atoms(atoms: Atoms) -> Structure | Molecule:
                     f"(expected >= {_MIN_VOLUME:g}); cell {cell.tolist()} with pbc={pbc}. A non-periodic "
                     "direction still needs a cell vector (e.g. atoms.center(vacuum=10, axis=2))"
                 )
-            return Structure(
-                Lattice(cell, pbc=pbc), symbols, positions, coords_are_cartesian=True, to_unit_cell=False
-            )
+            return Structure(Lattice(cell, pbc=pbc), symbols, positions, coords_are_cartesian=True, to_unit_cell=False)
     except MatsymError:
         raise
     except Exception as exc:
-        raise StructureError(
-            f"cannot convert ASE Atoms ({atoms.get_chemical_formula()}): {_one_line(exc)}"
-        ) from exc
+        raise StructureError(f"cannot convert ASE Atoms ({atoms.get_chemical_formula()}): {_one_line(exc)}") from exc
 
 
 def _from_dict(d: dict, *, where: str) -> Structure | Molecule:
@@ -386,9 +379,7 @@ def validate_structure(s: Structure | Molecule, *, min_distance: float = 0.5) ->
 
     if not isinstance(s, (IStructure, IMolecule)):
         raise StructureError(f"expected a pymatgen Structure or Molecule, got {type(s).__name__}")
-    if not (
-        isinstance(min_distance, (int, float, np.number)) and np.isfinite(min_distance) and min_distance >= 0
-    ):
+    if not (isinstance(min_distance, (int, float, np.number)) and np.isfinite(min_distance) and min_distance >= 0):
         raise StructureError(f"min_distance must be a finite number >= 0 (Å), got {min_distance!r}")
     if len(s) == 0:
         raise StructureError("structure is empty: expected at least one site, got 0")
@@ -440,9 +431,7 @@ def validate_structure(s: Structure | Molecule, *, min_distance: float = 0.5) ->
 
 def _check_distances(s: Any, min_distance: float, periodic: bool, cart: np.ndarray) -> None:
     if periodic:
-        centers, points, offsets, dist = s.get_neighbor_list(
-            r=min_distance, numerical_tol=1e-8, exclude_self=True
-        )
+        centers, points, offsets, dist = s.get_neighbor_list(r=min_distance, numerical_tol=1e-8, exclude_self=True)
         keep = dist < min_distance
         centers, points, offsets, dist = centers[keep], points[keep], offsets[keep], dist[keep]
     else:
@@ -635,8 +624,7 @@ def write_structure(s: Any, path: str | os.PathLike, *, fmt: str | None = None, 
     periodic = isinstance(structure, IStructure)
     if not periodic and kind in ("cif", "poscar"):
         raise FileFormatError(
-            f"cannot write {path} as {kind}: a finite point cloud (Molecule) has no cell; "
-            "use .extxyz/.xyz or .json"
+            f"cannot write {path} as {kind}: a finite point cloud (Molecule) has no cell; use .extxyz/.xyz or .json"
         )
     try:
         with warnings.catch_warnings(), np.errstate(all="ignore"):

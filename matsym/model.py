@@ -79,7 +79,13 @@ class NetworkConfig:
         """The reference size of the paper's notebooks (3 layers, lmax 6, 6 copies, radial MLP 10->100->100->100,
         fully connected ``uvw`` paths)."""
         return cls(
-            layers=3, mul=6, hidden_lmax=6, sh_lmax=6, n_basis=10, radial_neurons=(100, 100, 100), connection="uvw"
+            layers=3,
+            mul=6,
+            hidden_lmax=6,
+            sh_lmax=6,
+            n_basis=10,
+            radial_neurons=(100, 100, 100),
+            connection="uvw",
         )
 
     def as_dict(self) -> dict:
@@ -147,9 +153,9 @@ class EdgeGeometry:
         sh = o3.spherical_harmonics(
             o3.Irreps.spherical_harmonics(sh_lmax), vec, normalize=True, normalization="component"
         )
-        radial = soft_one_hot_linspace(
-            length, 0.0, cutoff, n_basis, basis="smooth_finite", cutoff=True
-        ) * math.sqrt(n_basis)
+        radial = soft_one_hot_linspace(length, 0.0, cutoff, n_basis, basis="smooth_finite", cutoff=True) * math.sqrt(
+            n_basis
+        )
         avg = max(len(src) / max(num_nodes, 1), 1.0)
         attr = None if node_attr is None else torch.tensor(np.asarray(node_attr), dtype=dtype, device=device)
         return cls(src, dst, sh.to(dtype), radial.to(dtype), int(num_nodes), float(avg), attr)
@@ -294,9 +300,7 @@ class EquivariantNetwork(torch.nn.Module):
         if self.config.layers < 1:
             raise ValueError(f"a network needs at least one layer, got layers={self.config.layers}")
         irreps_sh = o3.Irreps.spherical_harmonics(self.config.sh_lmax)
-        hidden = o3.Irreps(
-            [(self.config.mul, (l, p)) for l in range(self.config.hidden_lmax + 1) for p in (1, -1)]
-        )
+        hidden = o3.Irreps([(self.config.mul, (l, p)) for l in range(self.config.hidden_lmax + 1) for p in (1, -1)])
         # pseudoscalars go through an EVEN activation (x tanh x ~ |x|), which makes them scalars: without it every
         # feature stays odd in an odd order parameter (a pseudovector enters only through linear tensor products
         # and odd activations), and the even parts of a displacement signal (|d|, the L=2 shape) are unreachable
@@ -322,9 +326,7 @@ class EquivariantNetwork(torch.nn.Module):
                         gates_list.append((mg, gate_ir))
             gated = o3.Irreps(gated_list)
             gates = o3.Irreps(gates_list)
-            gate = Gate(
-                scalars, [act[ir.p] for _, ir in scalars], gates, [act_gates[ir.p] for _, ir in gates], gated
-            )
+            gate = Gate(scalars, [act[ir.p] for _, ir in scalars], gates, [act_gates[ir.p] for _, ir in gates], gated)
             conv = _Convolution(
                 irreps,
                 irreps_sh,
@@ -348,9 +350,11 @@ class EquivariantNetwork(torch.nn.Module):
             self.num_species,
             self.config.connection,
         )
-        missing = [str(ir) for _, ir in self.irreps_out if ir not in self.output.irreps_out or not any(
-            ir in i1 * i2 for _, i1 in irreps for _, i2 in irreps_sh
-        )]
+        missing = [
+            str(ir)
+            for _, ir in self.irreps_out
+            if ir not in self.output.irreps_out or not any(ir in i1 * i2 for _, i1 in irreps for _, i2 in irreps_sh)
+        ]
         if missing:
             raise IrrepsError(
                 f"the network cannot reach output irreps {missing} from hidden {irreps} with filters up to "

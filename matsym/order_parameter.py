@@ -63,9 +63,7 @@ def resolve_sites(species: Sequence[str], sites) -> np.ndarray:
     if all(isinstance(s, str) and not s.lstrip("-").isdigit() for s in sites):
         unknown = sorted(set(sites) - set(species))
         if unknown:
-            raise SearchError(
-                f"sites: species {unknown} not in the structure, which has {sorted(set(species))}"
-            )
+            raise SearchError(f"sites: species {unknown} not in the structure, which has {sorted(set(species))}")
         return np.array([i for i, sp in enumerate(species) if sp in set(sites)], dtype=np.int64)
     try:
         idx = np.array([int(s) for s in sites], dtype=np.int64)
@@ -155,7 +153,9 @@ def resolve_tie(tie, sites: np.ndarray, species: Sequence[str], frac_coords=None
         for g in groups:
             for i in g:
                 if i not in position:
-                    raise SearchError(f"tie: site {i} is in a group but carries no order parameter (sites {sites.tolist()})")
+                    raise SearchError(
+                        f"tie: site {i} is in a group but carries no order parameter (sites {sites.tolist()})"
+                    )
                 if i in seen:
                     raise SearchError(f"tie: site {i} appears in more than one group")
                 seen.add(i)
@@ -186,7 +186,9 @@ def parse_mask(mask, irreps) -> np.ndarray:
     keep = np.eye(dim)
     if mask is None:
         return keep
-    items = [mask] if isinstance(mask, (str, tuple)) else list(mask)
+    items = [mask] if isinstance(mask, (str, tuple)) or _is_direction_item(mask) else list(mask)
+    # JSON turns ("1e", (0, 0, 1)) into ["1e", [0, 0, 1]]: read such pairs back as (irrep, direction)
+    items = [tuple(item) if _is_direction_item(item) else item for item in items]
     slices = []
     offset = 0
     for mul, ir in irreps:
@@ -241,6 +243,15 @@ def parse_mask(mask, irreps) -> np.ndarray:
         basis = np.linalg.qr(np.array(removed).T)[0]
         keep = keep - basis @ basis.T
     return keep
+
+
+def _is_direction_item(item) -> bool:
+    return (
+        isinstance(item, (list, tuple))
+        and len(item) == 2
+        and isinstance(item[0], str)
+        and isinstance(item[1], (list, tuple, np.ndarray))
+    )
 
 
 @dataclass(frozen=True)

@@ -130,9 +130,7 @@ class Registration:
 
         m = self.supercell_matrix
         frac = _supercell_frac(np.asarray(self.parent_input.frac_coords), m)
-        species = [
-            site.species for site in self.parent_input for _ in range(len(frac) // len(self.parent_input))
-        ]
+        species = [site.species for site in self.parent_input for _ in range(len(frac) // len(self.parent_input))]
         lattice = Lattice(m @ self.parent_input.lattice.matrix)
         return Structure(lattice, species, frac)
 
@@ -233,8 +231,7 @@ def _rotation_angle(r: np.ndarray) -> np.ndarray:
 def _describe_lattice(lat: np.ndarray) -> str:
     lengths = np.linalg.norm(lat, axis=1)
     angles = [
-        np.degrees(np.arccos(np.dot(lat[j], lat[k]) / lengths[j] / lengths[k]))
-        for j, k in ((1, 2), (0, 2), (0, 1))
+        np.degrees(np.arccos(np.dot(lat[j], lat[k]) / lengths[j] / lengths[k])) for j, k in ((1, 2), (0, 2), (0, 1))
     ]
     abc = ", ".join(f"{x:.4f}" for x in lengths)
     return f"a,b,c = {abc} Å, angles = {', '.join(f'{x:.2f}' for x in angles)} deg"
@@ -304,9 +301,7 @@ class _Match:
 class _Matcher:
     """Site assignment of a target on one candidate supercell of the parent."""
 
-    def __init__(
-        self, parent_frac: np.ndarray, parent_species: list[str], parent_lat: np.ndarray, m: np.ndarray
-    ):
+    def __init__(self, parent_frac: np.ndarray, parent_species: list[str], parent_lat: np.ndarray, m: np.ndarray):
         self.m = m
         self.n_cells = round(abs(np.linalg.det(m)))
         self.lat = m @ parent_lat  # [3, 3]
@@ -318,9 +313,7 @@ class _Matcher:
         lll = Lattice(self.lat).lll_matrix
         self.to_lll = self.lat @ np.linalg.inv(lll)  # frac_lll = frac @ to_lll
         self.lll = lll
-        self.images = (
-            np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=np.float64) @ lll
-        )  # [27, 3]
+        self.images = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=np.float64) @ lll  # [27, 3]
 
     def _cart_diff(self, df: np.ndarray) -> np.ndarray:
         """Minimal-image Cartesian vectors of fractional differences [..., 3] (supercell basis)."""
@@ -386,9 +379,7 @@ class _Matcher:
             rows = np.arange(len(tj))
             own_vec = vec[rows, own]  # [nt, 3]
             dist[rows, own] = np.inf
-            images = np.sort(
-                np.linalg.norm(own_vec[:, None, :] - self.images[None], axis=-1), axis=1
-            )  # [nt, 27]
+            images = np.sort(np.linalg.norm(own_vec[:, None, :] - self.images[None], axis=-1), axis=1)  # [nt, 27]
             other = np.argmin(dist, axis=1)
             d_other = np.minimum(dist[rows, other], images[:, 1])
             other_site = np.where(dist[rows, other] <= images[:, 1], pi[other], assign[tj])
@@ -493,11 +484,7 @@ def register(
     ):
         _check_positive(name, value)
     _check_positive("max_displacement", max_displacement, allow_none=True)
-    if (
-        isinstance(max_candidates, bool)
-        or not isinstance(max_candidates, int | np.integer)
-        or max_candidates < 1
-    ):
+    if isinstance(max_candidates, bool) or not isinstance(max_candidates, int | np.integer) or max_candidates < 1:
         raise RegistrationError(f"max_candidates must be a positive integer, got {max_candidates!r}")
     p = _load(parent, "parent")
     t = _load(target, "target")
@@ -580,9 +567,7 @@ def register(
     anchors: list[tuple[int, int]] = []  # (target site, parent site)
     for sp in symbols[counts == counts.min()]:
         t_sites = np.nonzero(t_species == sp)[0]
-        picks = t_sites[
-            np.unique(np.linspace(0, len(t_sites) - 1, min(_N_ANCHORS, len(t_sites))).astype(int))
-        ]
+        picks = t_sites[np.unique(np.linspace(0, len(t_sites) - 1, min(_N_ANCHORS, len(t_sites))).astype(int))]
         anchors += [(int(j), i) for j in picks for i, s in enumerate(p_species) if s == sp]
 
     def evaluate(idx: int) -> list[_Match]:

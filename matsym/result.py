@@ -70,8 +70,15 @@ class CurieReport:
         )
 
 
-_ARRAYS = ("sites", "groups", "order_parameter", "irrep_weights", "predicted_displacements",
-           "target_displacements", "degenerate")
+_ARRAYS = (
+    "sites",
+    "groups",
+    "order_parameter",
+    "irrep_weights",
+    "predicted_displacements",
+    "target_displacements",
+    "degenerate",
+)
 
 
 @dataclass(frozen=True)
@@ -164,9 +171,7 @@ class OrderParameterResult:
             if norm2 == 0:
                 lines.append(f"  site {site:4d} {species:>3s} group {self.groups[k]}: zero")
                 continue
-            parts = [
-                f"{c} {v:+.4f}" for c, v in zip(self.components, op, strict=True) if v * v >= threshold * norm2
-            ]
+            parts = [f"{c} {v:+.4f}" for c, v in zip(self.components, op, strict=True) if v * v >= threshold * norm2]
             lines.append(f"  site {site:4d} {species:>3s} group {self.groups[k]}: " + ", ".join(parts))
         return "\n".join(lines)
 
@@ -194,16 +199,20 @@ class OrderParameterResult:
 
     @classmethod
     def from_dict(cls, d: dict) -> OrderParameterResult:
-        if not isinstance(d, dict) or d.get("@class") != cls.__name__:
-            raise ResultError(f"expected a serialised {cls.__name__}, got {type(d).__name__} "
-                              f"with @class={d.get('@class') if isinstance(d, dict) else None!r}")
+        if not isinstance(d, dict) or d.get("@class", cls.__name__) != cls.__name__:
+            raise ResultError(
+                f"expected a serialised {cls.__name__}, got {type(d).__name__} "
+                f"with @class={d.get('@class') if isinstance(d, dict) else None!r}"
+            )
         version = d.get("schema_version")
         if version != SCHEMA_VERSION:
-            raise ResultError(f"result schema version {version!r} is not supported (this matsym reads {SCHEMA_VERSION})")
+            raise ResultError(
+                f"result schema version {version!r} is not supported (this matsym reads {SCHEMA_VERSION})"
+            )
         try:
             kwargs = {}
             for f in fields(cls):
-                v = d[f.name] if f.name in d else None
+                v = d.get(f.name)
                 if f.name in ("parent", "target", "predicted_structure"):
                     v = _structure_from_dict(v)
                 elif f.name == "curie":

@@ -135,7 +135,7 @@ def _default_cutoff(structure) -> float:
     for _ in range(12):
         try:
             graph = build_graph(structure, trial)
-        except Exception:  # noqa: BLE001 - CutoffError: some atom isolated, try larger
+        except Exception:
             trial *= 1.5
             continue
         nearest = np.full(graph.num_nodes, np.inf)
@@ -183,9 +183,7 @@ def prepare_problem(parent, target, *, cutoff: float | None = None) -> Problem:
         frac = np.asarray(parent_cell.frac_coords)
     target_cell = parent_cell.copy()
     if isinstance(target_cell, Molecule):
-        target_cell = Molecule(
-            [s.species_string for s in parent_cell], np.asarray(parent_cell.cart_coords) + disp
-        )
+        target_cell = Molecule([s.species_string for s in parent_cell], np.asarray(parent_cell.cart_coords) + disp)
     else:
         for i in range(len(target_cell)):
             target_cell.translate_sites([i], disp[i], frac_coords=False, to_unit_cell=False)
@@ -271,7 +269,9 @@ class OrderParameterSearch:
         config = config if config is not None else SearchConfig()
         unknown = set(overrides) - set(SearchConfig.__dataclass_fields__)
         if unknown:
-            raise SearchError(f"unknown search settings {sorted(unknown)}; valid: {sorted(SearchConfig.__dataclass_fields__)}")
+            raise SearchError(
+                f"unknown search settings {sorted(unknown)}; valid: {sorted(SearchConfig.__dataclass_fields__)}"
+            )
         self.config = replace(config, seed=seed, **overrides)
         if self.config.dtype not in ("float32", "float64"):
             raise SearchError(f"dtype: expected 'float32' or 'float64', got {self.config.dtype!r}")
@@ -302,9 +302,7 @@ class OrderParameterSearch:
         self.fixed_features = torch.as_tensor(onehot, dtype=self.dtype)
         irreps_in = f"{len(kinds) + 1}x0e+{self.order_parameter.irreps}"
         torch.manual_seed(cfg.seed)
-        self.network = EquivariantNetwork(
-            irreps_in, irreps_out, cfg.network, num_species=len(kinds), dtype=self.dtype
-        )
+        self.network = EquivariantNetwork(irreps_in, irreps_out, cfg.network, num_species=len(kinds), dtype=self.dtype)
         self.node_attr = onehot[:, :-1]
         self.geometry = EdgeGeometry.from_graph(
             self.problem.graph, self.network.config, dtype=self.dtype, node_attr=self.node_attr
@@ -395,20 +393,33 @@ class OrderParameterSearch:
         """
         cfg = self.config
         op = self.order_parameter
-        levels = sorted({int(l) for l, keep in zip(op.component_l, np.diag(op.base_projector)) if keep > 0})
+        allowed = np.diag(op.base_projector) > 0
+        levels = sorted({int(l) for l in op.component_l[allowed]})
         for k in levels:
             op.limit_l_(k)
             if cfg.span_steps > 0:
                 # the first steps of each stage record the gradients whose span the order parameter is locked to
                 op.start_recording()
                 self._optimise(
-                    cfg.span_steps, history, f"grow-L{k}", train_op=True, penalise=False, decays=0,
-                    stop_loss=cfg.stage_loss, bar=bar,
+                    cfg.span_steps,
+                    history,
+                    f"grow-L{k}",
+                    train_op=True,
+                    penalise=False,
+                    decays=0,
+                    stop_loss=cfg.stage_loss,
+                    bar=bar,
                 )
                 op.lock_span_(cfg.span_tol)
             self._optimise(
-                cfg.max_steps, history, f"grow-L{k}", train_op=True, penalise=False, decays=0,
-                stop_loss=cfg.stage_loss, bar=bar,
+                cfg.max_steps,
+                history,
+                f"grow-L{k}",
+                train_op=True,
+                penalise=False,
+                decays=0,
+                stop_loss=cfg.stage_loss,
+                bar=bar,
             )
             if self._current_loss() <= cfg.stage_loss:
                 break
@@ -442,8 +453,12 @@ class OrderParameterSearch:
         op.restrict_(np.concatenate(groups))
         op.renormalise_()
         self._optimise(
-            min(cfg.max_steps, cfg.search_steps), history, f"prune-{kind}", train_op=True,
-            stop_loss=cfg.search_loss, bar=bar,
+            min(cfg.max_steps, cfg.search_steps),
+            history,
+            f"prune-{kind}",
+            train_op=True,
+            stop_loss=cfg.search_loss,
+            bar=bar,
         )
         after = self._current_loss()
         if after > max(cfg.prune_tolerance * before, cfg.prune_loss):
@@ -465,8 +480,10 @@ class OrderParameterSearch:
 
     def _curie_report(self, history) -> CurieReport:
         if self._nothing_to_find():
-            return CurieReport(True, 0.0, 0.0, (), "compatible: the target equals the parent; there is nothing to find.")
-        pred, decoded = self._predict()
+            return CurieReport(
+                True, 0.0, 0.0, (), "compatible: the target equals the parent; there is nothing to find."
+            )
+        _, decoded = self._predict()
         err = _error_ratio(decoded.vectors, self.problem.displacements)
         loss = history[-1]["loss"] if history else float("nan")
         degenerate = tuple(int(i) for i in np.flatnonzero(decoded.degenerate))
@@ -480,7 +497,11 @@ class OrderParameterSearch:
             verdict = (
                 "incompatible: the input is more symmetric than the target, so by Curie's principle no equivariant "
                 f"model can reach it (decoded-displacement error {100 * err:.0f}% RMS"
-                + (f"; {len(degenerate)} site(s) with degenerate signals, e.g. {list(degenerate[:6])}" if degenerate else "")
+                + (
+                    f"; {len(degenerate)} site(s) with degenerate signals, e.g. {list(degenerate[:6])}"
+                    if degenerate
+                    else ""
+                )
                 + "). A symmetry-breaking order parameter is missing."
             )
         return CurieReport(compatible, float(loss), float(err), degenerate, verdict)
@@ -493,9 +514,7 @@ class OrderParameterSearch:
         geometry64 = EdgeGeometry.from_graph(
             self.problem.graph, self.network.config, dtype=torch.float64, node_attr=self.node_attr
         )
-        feats = torch.cat(
-            [self.fixed_features.double(), self.order_parameter.features(torch.float64)], dim=1
-        )
+        feats = torch.cat([self.fixed_features.double(), self.order_parameter.features(torch.float64)], dim=1)
         pred = net64(feats, geometry64)
         self.network.to(self.dtype)
         decoded = decode(pred.numpy() * (self.length_scale * self.signal_scale), self.config.signal_lmax)
@@ -515,8 +534,12 @@ class OrderParameterSearch:
             if not curie.compatible:
                 self._grow(history, bar)
                 self._optimise(
-                    min(cfg.max_steps, cfg.search_steps), history, "search", train_op=True,
-                    stop_loss=cfg.search_loss, bar=bar,
+                    min(cfg.max_steps, cfg.search_steps),
+                    history,
+                    "search",
+                    train_op=True,
+                    stop_loss=cfg.search_loss,
+                    bar=bar,
                 )
                 self._prune("components", history, bar)
                 # a fresh Adam at full step size would first kick the converged network: start smaller

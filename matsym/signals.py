@@ -209,8 +209,7 @@ def _check_signal_dim(shape: tuple, lmax: int) -> None:
     dim = (lmax + 1) ** 2
     if len(shape) == 0 or shape[-1] != dim:
         raise IrrepsError(
-            f"Expected signals of shape [..., {dim}] for lmax={lmax} ((lmax+1)² coefficients), "
-            f"got {tuple(shape)}."
+            f"Expected signals of shape [..., {dim}] for lmax={lmax} ((lmax+1)² coefficients), got {tuple(shape)}."
         )
 
 
@@ -306,12 +305,7 @@ def _monomials(lmax: int) -> tuple[np.ndarray, np.ndarray]:
     import torch
     from e3nn import o3
 
-    exps = [
-        (a, b, ell - a - b)
-        for ell in range(lmax + 1)
-        for a in range(ell, -1, -1)
-        for b in range(ell - a, -1, -1)
-    ]
+    exps = [(a, b, ell - a - b) for ell in range(lmax + 1) for a in range(ell, -1, -1) for b in range(ell - a, -1, -1)]
     exps = np.array(exps, dtype=np.int64)
     dim = (lmax + 1) ** 2
     m = np.zeros((dim, len(exps)))
@@ -322,14 +316,10 @@ def _monomials(lmax: int) -> tuple[np.ndarray, np.ndarray]:
     for ell in range(lmax + 1):
         cols = np.flatnonzero(degree == ell)
         a = np.prod(pts[:, None, :] ** exps[None, cols, :], axis=-1)  # [n_pts, n_l]
-        y = o3.spherical_harmonics(
-            ell, torch.as_tensor(pts), normalize=False, normalization="integral"
-        ).numpy()
+        y = o3.spherical_harmonics(ell, torch.as_tensor(pts), normalize=False, normalization="integral").numpy()
         coef, *_ = np.linalg.lstsq(a, y, rcond=None)
         if np.max(np.abs(a @ coef - y)) > 1e-9:
-            raise IrrepsError(
-                f"Could not express e3nn's l={ell} harmonics as polynomials (unexpected convention)."
-            )
+            raise IrrepsError(f"Could not express e3nn's l={ell} harmonics as polynomials (unexpected convention).")
         m[ell * ell : (ell + 1) * (ell + 1), cols] = coef.T
     return exps, m
 
@@ -436,10 +426,7 @@ def _refine(coef: np.ndarray, u: np.ndarray, exps: np.ndarray, scale: np.ndarray
 
 
 def _as_numpy_signals(signal: Any, lmax: int) -> tuple[np.ndarray, tuple]:
-    if _is_torch(signal):
-        arr = signal.detach().cpu().double().numpy()
-    else:
-        arr = np.asarray(signal, dtype=np.float64)
+    arr = signal.detach().cpu().double().numpy() if _is_torch(signal) else np.asarray(signal, dtype=np.float64)
     _check_signal_dim(arr.shape, lmax)
     if not np.all(np.isfinite(arr)):
         raise IrrepsError("Expected finite signal coefficients, got NaN or inf.")

@@ -107,8 +107,7 @@ def _check_supercell(supercell: Sequence[Sequence[int]] | np.ndarray) -> np.ndar
     det = round(float(np.linalg.det(m)))
     if det <= 0:
         raise StructureError(
-            f"supercell matrix must have a positive determinant (right-handed cell), got det={det} "
-            f"for {m.tolist()}"
+            f"supercell matrix must have a positive determinant (right-handed cell), got det={det} for {m.tolist()}"
         )
     return m
 
@@ -409,9 +408,7 @@ def polar_perovskite(
     species = _check_species(species)
     cell = np.eye(3, dtype=np.int64)
     parent = _build_perovskite(cell, a, species)
-    target = _build_perovskite(
-        cell, a, species, a_shift=float(a_site_amplitude) * d, b_shift=float(amplitude) * d
-    )
+    target = _build_perovskite(cell, a, species, a_shift=float(a_site_amplitude) * d, b_shift=float(amplitude) * d)
     return parent, target
 
 
@@ -505,9 +502,7 @@ def jahn_teller_perovskite(
 # ------------------------------------------------------------------------------------------------------------
 
 _CLOUD_SPECIES = "H"
-_CORNER_SIGNS = np.array(
-    [[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]]
-)  # counter-clockwise from (+, +)
+_CORNER_SIGNS = np.array([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])  # counter-clockwise from (+, +)
 
 
 def rectangle(a: float, b: float) -> Molecule:

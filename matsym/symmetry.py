@@ -82,8 +82,7 @@ def _to_structure(obj: Any) -> Structure:
 
     if isinstance(obj, IMolecule):
         raise StructureError(
-            "space groups need a periodic structure, got a pymatgen Molecule; use point_group() for "
-            "finite clouds"
+            "space groups need a periodic structure, got a pymatgen Molecule; use point_group() for finite clouds"
         )
     structure = obj if isinstance(obj, IStructure) else load_structure(obj, validate=False)
     if not isinstance(structure, IStructure):
@@ -108,9 +107,7 @@ def _cell(structure: Structure) -> tuple[np.ndarray, np.ndarray, list[int]]:
     return lattice, frac, numbers
 
 
-def space_group(
-    structure: Structure | Any, symprec: float = 1e-3, angle_tolerance: float = -1
-) -> tuple[int, str]:
+def space_group(structure: Structure | Any, symprec: float = 1e-3, angle_tolerance: float = -1) -> tuple[int, str]:
     """Space group of a structure at one tolerance.
 
     Args:
@@ -272,9 +269,7 @@ def point_group(molecule: Molecule | Any, tolerance: float = 0.3, eigen_toleranc
     from pymatgen.symmetry.analyzer import PointGroupAnalyzer
 
     try:
-        return str(
-            PointGroupAnalyzer(molecule, tolerance=tolerance, eigen_tolerance=eigen_tolerance).sch_symbol
-        )
+        return str(PointGroupAnalyzer(molecule, tolerance=tolerance, eigen_tolerance=eigen_tolerance).sch_symbol)
     except MatsymError:  # pragma: no cover
         raise
     except Exception as exc:  # pragma: no cover - pymatgen internals

@@ -90,9 +90,7 @@ def _plain(value: Any) -> Any:
 
 def _check_amplitude(amplitude: Any) -> float:
     if isinstance(amplitude, bool) or not isinstance(amplitude, int | float | np.integer | np.floating):
-        raise InputError(
-            f"amplitude must be a real number (0 = parent, 1 = fitted distortion), got {amplitude!r}"
-        )
+        raise InputError(f"amplitude must be a real number (0 = parent, 1 = fitted distortion), got {amplitude!r}")
     value = float(amplitude)
     if not math.isfinite(value):
         raise InputError(f"amplitude must be finite, got {amplitude!r}")
@@ -155,9 +153,7 @@ def _difference(s: Any, ref: Any, tol: float) -> str | None:
         lat = np.asarray(s.lattice.matrix, dtype=np.float64)
         ref_lat = np.asarray(ref.lattice.matrix, dtype=np.float64)
         if np.abs(lat - ref_lat).max() > tol:
-            return (
-                f"its lattice ({_describe_lattice(lat)}) is not the expected ({_describe_lattice(ref_lat)})"
-            )
+            return f"its lattice ({_describe_lattice(lat)}) is not the expected ({_describe_lattice(ref_lat)})"
         diff = np.asarray(s.frac_coords) - np.asarray(ref.frac_coords)
         diff -= np.round(diff)
         dist = np.linalg.norm(diff @ ref_lat, axis=1)  # [n]
@@ -175,9 +171,7 @@ def _symmetry(structure: Any) -> dict[str, Any]:
 
     try:
         if _is_periodic(structure):
-            return {
-                "space_groups": {f"{p:g}": list(symmetry.space_group(structure, p)) for p in OUTPUT_SYMPRECS}
-            }
+            return {"space_groups": {f"{p:g}": list(symmetry.space_group(structure, p)) for p in OUTPUT_SYMPRECS}}
         return {"point_group": symmetry.point_group(structure)}
     except MatsymError as exc:
         return {"symmetry_error": str(exc)}
@@ -202,9 +196,7 @@ def _order_parameter_summary(result: OrderParameterResult) -> dict[str, Any]:
 class _Mapped:
     """The caller's parent on the search cell: coordinates and frame of the output."""
 
-    base: (
-        Any  # Structure | Molecule, result.parent's site order (or the caller's, when it is the search cell)
-    )
+    base: Any  # Structure | Molecule, result.parent's site order (or the caller's, when it is the search cell)
     rotation: np.ndarray  # [3, 3] R: a vector v in result.parent's frame is R.T @ v in the caller's frame
     matched_as: str
 
@@ -322,9 +314,7 @@ class OrderParameterTransformation(AbstractTransformation):
             from pymatgen.core import Molecule
 
             if self.include_strain:
-                raise InputError(
-                    "include_strain needs a periodic result; this result is a finite point cloud"
-                )
+                raise InputError("include_strain needs a periodic result; this result is a finite point cloud")
             out = Molecule(species, cart)
         self.output_parameters = {
             "amplitude": amplitude,
@@ -371,9 +361,7 @@ class OrderParameterTransformation(AbstractTransformation):
         if why_cell is None:
             return _Mapped(s, eye, "search cell")
         if not _is_periodic(s):
-            raise RegistrationError(
-                f"structure does not match the parent the result was fitted on: {why_cell}"
-            )
+            raise RegistrationError(f"structure does not match the parent the result was fitted on: {why_cell}")
 
         reasons = [f"as the search cell ({len(ref)} sites): {why_cell}"]
         reg = self._registration()
@@ -389,9 +377,7 @@ class OrderParameterTransformation(AbstractTransformation):
             mapped = self._register(s, reasons)
             if mapped is not None:
                 return mapped
-        raise RegistrationError(
-            "structure does not match the parent the result was fitted on: " + "; ".join(reasons)
-        )
+        raise RegistrationError("structure does not match the parent the result was fitted on: " + "; ".join(reasons))
 
     def _registration(self):
         from matsym.registration import Registration
@@ -526,9 +512,7 @@ class OrderParameterSearchTransformation(AbstractTransformation):
         self.amplitude = _check_amplitude(amplitude)
         self.include_strain = bool(include_strain)
         if search_kwargs is not None and not isinstance(search_kwargs, dict):
-            raise InputError(
-                f"search_kwargs must be a dictionary or None, got {type(search_kwargs).__name__}"
-            )
+            raise InputError(f"search_kwargs must be a dictionary or None, got {type(search_kwargs).__name__}")
         self.search_kwargs = dict(search_kwargs or {})
         self.result: OrderParameterResult | None = None
         self.output_parameters: dict[str, Any] = {}

@@ -87,9 +87,15 @@ def _symprec_key(symprec: float) -> str:
 
 
 def _json_safe(value: Any, what: str) -> Any:
-    """``value`` as plain JSON (tuples become lists); InputError naming ``what`` if it is not JSON data."""
+    """``value`` as plain JSON (tuples, numpy arrays become lists); InputError naming ``what`` otherwise."""
+
+    def numpy(o: Any) -> Any:
+        if hasattr(o, "tolist") and type(o).__module__ == "numpy":  # arrays and numpy scalars
+            return o.tolist()
+        raise TypeError(f"{type(o).__name__} is not JSON data")
+
     try:
-        return json.loads(json.dumps(value, allow_nan=True))
+        return json.loads(json.dumps(value, allow_nan=True, default=numpy))
     except (TypeError, ValueError) as exc:
         raise InputError(
             f"{what} must be plain JSON data (str, numbers, lists, dicts) so that jobs can be stored and "
@@ -182,6 +188,7 @@ class OrderParameterDocument(MSONable):
             "0.01": [...]}``; empty for finite point clouds.
         target_space_groups: The same for the target on the search cell (strain removed).
         point_group: Point group of the predicted structure for finite point clouds, else None.
+        target_point_group: The same for the target.
         verdict: ``"nothing to find"``, ``"compatible"`` (no order parameter needed) or ``"incompatible"``
             (the parent is more symmetric than the target: an order parameter was searched for).
         curie_verdict: The Curie check's full sentence.
@@ -204,6 +211,7 @@ class OrderParameterDocument(MSONable):
     space_groups: dict[str, list] = field(default_factory=dict)
     target_space_groups: dict[str, list] = field(default_factory=dict)
     point_group: str | None = None
+    target_point_group: str | None = None
     verdict: str = ""
     curie_verdict: str | None = None
     curie_compatible: bool | None = None
@@ -234,7 +242,7 @@ class OrderParameterDocument(MSONable):
             raise InputError(f"expected an OrderParameterResult, got {type(result).__name__}")
         predicted = result.predicted_structure
         groups, point_group = _symmetry(predicted)
-        target_groups, _ = _symmetry(result.target)
+        target_groups, target_point_group = _symmetry(result.target)
         fractions = result.irrep_fractions() if result.irrep_weights.size else {}
         dominant = max(fractions, key=fractions.get) if fractions and max(fractions.values()) > 0 else None
         curie = result.curie
@@ -255,6 +263,7 @@ class OrderParameterDocument(MSONable):
             space_groups=groups,
             target_space_groups=target_groups,
             point_group=point_group,
+            target_point_group=target_point_group,
             verdict=verdict,
             curie_verdict=None if curie is None else curie.verdict,
             curie_compatible=None if curie is None else bool(curie.compatible),
@@ -283,12 +292,11 @@ class OrderParameterDocument(MSONable):
             "formula": self.formula,
             "num_sites": int(self.num_sites),
             "result": self.result.as_dict(),
-            "predicted_structure": None
-            if self.predicted_structure is None
-            else self.predicted_structure.as_dict(),
+            "predicted_structure": None if self.predicted_structure is None else self.predicted_structure.as_dict(),
             "space_groups": {k: [int(v[0]), str(v[1])] for k, v in self.space_groups.items()},
             "target_space_groups": {k: [int(v[0]), str(v[1])] for k, v in self.target_space_groups.items()},
             "point_group": self.point_group,
+            "target_point_group": self.target_point_group,
             "verdict": self.verdict,
             "curie_verdict": self.curie_verdict,
             "curie_compatible": self.curie_compatible,
@@ -311,9 +319,7 @@ class OrderParameterDocument(MSONable):
             raise ResultError(f"expected a serialised OrderParameterDocument, got {type(d).__name__}")
         if d.get("@class", cls.__name__) != cls.__name__:
             raise ResultError(f"expected a serialised OrderParameterDocument, got @class={d.get('@class')!r}")
-        missing = [
-            k for k in ("label", "formula", "num_sites", "result", "predicted_structure") if k not in d
-        ]
+        missing = [k for k in ("label", "formula", "num_sites", "result", "predicted_structure") if k not in d]
         if missing:
             raise ResultError(f"serialised OrderParameterDocument lacks {missing}")
         try:
@@ -328,6 +334,7 @@ class OrderParameterDocument(MSONable):
                     k: [int(v[0]), str(v[1])] for k, v in (d.get("target_space_groups") or {}).items()
                 },
                 point_group=d.get("point_group"),
+                target_point_group=d.get("target_point_group"),
                 verdict=str(d.get("verdict", "")),
                 curie_verdict=d.get("curie_verdict"),
                 curie_compatible=d.get("curie_compatible"),
@@ -497,12 +504,15 @@ def summary_row(document: OrderParameterDocument | dict | None, label: str | Non
     found = [_sg_text(document.space_groups, s) for s in SYMPRECS]
     if document.point_group is not None:
         found = [f"{document.point_group} (point group)"] * len(SYMPRECS)
+    target = _sg_text(document.target_space_groups, SYMPRECS[0])
+    if document.target_point_group is not None:
+        target = f"{document.target_point_group} (point group)"
     values = [
         document.label if label is None else str(label),
         document.formula,
         document.num_sites,
         document.verdict,
-        _sg_text(document.target_space_groups, SYMPRECS[0]),
+        target,
         *found,
         document.dominant_irrep or "-",
         round(float(share), 4),
@@ -563,9 +573,7 @@ def _pairs(pairs: Any) -> list[tuple[str, Any, Any]]:
         items = []
         for label, pair in pairs.items():
             if not (isinstance(pair, Sequence) and not isinstance(pair, str) and len(pair) == 2):
-                raise InputError(
-                    f"pairs[{label!r}] must be a (parent, target) pair, got {type(pair).__name__}"
-                )
+                raise InputError(f"pairs[{label!r}] must be a (parent, target) pair, got {type(pair).__name__}")
             items.append((str(label), pair[0], pair[1]))
     elif isinstance(pairs, Sequence) and not isinstance(pairs, str):
         items = []
@@ -577,8 +585,7 @@ def _pairs(pairs: Any) -> list[tuple[str, Any, Any]]:
             else:
                 raise InputError(
                     f"pairs[{i}] must be (parent, target) or (label, parent, target), got "
-                    f"{type(pair).__name__}"
-                    + (f" of length {len(pair)}" if isinstance(pair, Sequence) else "")
+                    f"{type(pair).__name__}" + (f" of length {len(pair)}" if isinstance(pair, Sequence) else "")
                 )
     else:
         raise InputError(

@@ -65,9 +65,7 @@ def test_extxyz_round_trip(found, tmp_path):
         np.testing.assert_allclose(back.arrays[name], atoms.arrays[name], rtol=1e-6, atol=1e-8)
     # extxyz writes a one-column array as a plain column: one irrep block comes back as shape [n]
     assert atoms.arrays["irrep_weights"].shape == (20, 1)
-    np.testing.assert_allclose(
-        back.arrays["irrep_weights"].reshape(20, -1), atoms.arrays["irrep_weights"], rtol=1e-6
-    )
+    np.testing.assert_allclose(back.arrays["irrep_weights"].reshape(20, -1), atoms.arrays["irrep_weights"], rtol=1e-6)
     np.testing.assert_array_equal(back.arrays["degenerate"], atoms.arrays["degenerate"])
     assert set(back.info) == set(atoms.info)
     for key, value in atoms.info.items():

@@ -77,9 +77,7 @@ def test_change_of_basis_maps_e3nn_harmonics_to_standard(ell: int, rng: np.rando
     )
 
 
-@pytest.mark.parametrize(
-    ("lm", "entry"), list(POLYNOMIALS.items()), ids=[f"l{ell}m{m}" for ell, m in POLYNOMIALS]
-)
+@pytest.mark.parametrize(("lm", "entry"), list(POLYNOMIALS.items()), ids=[f"l{ell}m{m}" for ell, m in POLYNOMIALS])
 def test_named_components_are_the_analytic_polynomials(lm, entry, rng: np.random.Generator) -> None:
     (ell, m), (name, poly) = lm, entry
     index = m + ell

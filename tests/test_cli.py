@@ -163,9 +163,7 @@ def test_distort_half_amplitude(found, files):
     # a CIF stores fractional coordinates to 8 decimals: half the displacements within 1e-6 Å
     d = half.frac_coords - result.parent.frac_coords
     d -= np.round(d)
-    np.testing.assert_allclose(
-        d @ result.parent.lattice.matrix, 0.5 * result.predicted_displacements, atol=1e-6
-    )
+    np.testing.assert_allclose(d @ result.parent.lattice.matrix, 0.5 * result.predicted_displacements, atol=1e-6)
 
     again = run("distort", "parent.cif", "--result", "d/result.json", "-o", "half.cif", cwd=files)
     assert_user_error(again, "half.cif", "--force")

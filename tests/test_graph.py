@@ -57,8 +57,7 @@ def supercell_222() -> Structure:
 
 def triples(g: CrystalGraph) -> set[tuple[int, int, tuple[int, int, int]]]:
     return {
-        (int(i), int(j), tuple(int(x) for x in S))
-        for i, j, S in zip(g.edge_src, g.edge_dst, g.shifts, strict=True)
+        (int(i), int(j), tuple(int(x) for x in S)) for i, j, S in zip(g.edge_src, g.edge_dst, g.shifts, strict=True)
     }
 
 
@@ -157,9 +156,7 @@ def test_every_edge_has_its_reverse(name):
     g = build_graph(make(), cutoff)
     index = {
         t: e
-        for e, t in enumerate(
-            zip(g.edge_src.tolist(), g.edge_dst.tolist(), map(tuple, g.shifts.tolist()), strict=True)
-        )
+        for e, t in enumerate(zip(g.edge_src.tolist(), g.edge_dst.tolist(), map(tuple, g.shifts.tolist()), strict=True))
     }
     for (src, dst, shift), e in index.items():
         back = index.get((dst, src, tuple(-x for x in shift)))
@@ -218,9 +215,7 @@ def test_graph_is_immutable():
 
 
 def test_square_point_cloud_has_only_side_edges():
-    corners = np.array(
-        [[1, 1, 0], [1, -1, 0], [-1, -1, 0], [-1, 1, 0]], dtype=float
-    )  # walk around the square
+    corners = np.array([[1, 1, 0], [1, -1, 0], [-1, -1, 0], [-1, 1, 0]], dtype=float)  # walk around the square
     g = build_graph(corners, 2.5)
     assert g.cell is None and g.pbc == (False, False, False)
     expected = set()

@@ -70,9 +70,7 @@ def test_atoms_with_full_pbc_give_structure():
 
 
 def test_atoms_without_pbc_give_molecule():
-    atoms = Atoms(
-        "OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]]
-    )  # odd electron counts are fine
+    atoms = Atoms("OH2", positions=[[0, 0, 0], [0.96, 0, 0], [-0.24, 0.93, 0]])  # odd electron counts are fine
     m = load_structure(atoms)
     assert isinstance(m, Molecule)
     assert [site.specie.symbol for site in m] == ["O", "H", "H"]
@@ -162,9 +160,7 @@ def test_singular_lattice():
 
 def test_atoms_too_close():
     s = Structure(Lattice.cubic(5.0), ["Sr", "O"], [[0, 0, 0], [0.06, 0, 0]])  # 0.3 Å apart
-    with pytest.raises(
-        StructureError, match=r"atoms 0 \(Sr\) and 1 \(O\) are 0\.3 Å apart.*min_distance=0\.5"
-    ):
+    with pytest.raises(StructureError, match=r"atoms 0 \(Sr\) and 1 \(O\) are 0\.3 Å apart.*min_distance=0\.5"):
         load_structure(s)
     load_structure(s, min_distance=0.2)  # allowed with a lower threshold
     load_structure(s, min_distance=0)  # check off

@@ -34,7 +34,9 @@ def _distorted_perovskite():
 
 @pytest.mark.parametrize("layers", [1, 2, 3])
 def test_equivariant_under_o3_and_translations_float64(seed, layers):
-    net = EquivariantNetwork(IRREPS_IN, SIGNAL, NetworkConfig(layers=layers, mul=2, hidden_lmax=2, sh_lmax=2), dtype=torch.float64)
+    net = EquivariantNetwork(
+        IRREPS_IN, SIGNAL, NetworkConfig(layers=layers, mul=2, hidden_lmax=2, sh_lmax=2), dtype=torch.float64
+    )
     s = _distorted_perovskite()
     feats = _random_features(len(s), IRREPS_IN)
     assert_equivariant(net, s, feats, cutoff=4.0, atol=1e-10, n_trials=4)
@@ -67,8 +69,10 @@ def test_supercell_gives_same_per_site_output(seed):
     feats = _random_features(len(prim), IRREPS_IN)
     sup = prim * (2, 1, 1)
     # pymatgen's supercell orders sites by primitive site, then image: map each supercell site to its origin
-    origin = [int(np.argmin([np.linalg.norm(((sc.frac_coords * [2, 1, 1]) - p.frac_coords + 0.5) % 1 - 0.5)
-                             for p in prim])) for sc in sup]
+    origin = [
+        int(np.argmin([np.linalg.norm(((sc.frac_coords * [2, 1, 1]) - p.frac_coords + 0.5) % 1 - 0.5) for p in prim]))
+        for sc in sup
+    ]
     out = []
     for s, f in ((prim, feats), (sup, feats[origin])):
         g = build_graph(s, 4.5)

@@ -20,7 +20,7 @@ def test_resolve_sites_by_species_indices_and_all():
     assert resolve_sites(SPECIES, None).tolist() == list(range(7))
     with pytest.raises(SearchError, match=r"species \['Zr'\] not in the structure"):
         resolve_sites(SPECIES, "Zr")
-    with pytest.raises(SearchError, match="indices must lie in 0..6"):
+    with pytest.raises(SearchError, match=r"indices must lie in 0\.\.6"):
         resolve_sites(SPECIES, [9])
     with pytest.raises(SearchError, match="duplicate"):
         resolve_sites(SPECIES, [1, 1])
@@ -75,8 +75,11 @@ def test_masks_are_projectors_in_the_standard_basis():
 
 
 def test_proximal_step_gives_exact_zeros_and_respects_masks():
-    op = OrderParameter(SPECIES, OrderParameterSpec(irreps="1x1e+1x2e", sites="Ti", mask="1e@0,0,1",
-                                                    sparsity=0.5, l_penalty=0.0), norm=None)
+    op = OrderParameter(
+        SPECIES,
+        OrderParameterSpec(irreps="1x1e+1x2e", sites="Ti", mask="1e@0,0,1", sparsity=0.5, l_penalty=0.0),
+        norm=None,
+    )
     op.theta.grad = torch.zeros_like(op.theta)
     op.theta.grad[:, 2] = -1.0  # pushes the x component of 1e up
     op.theta.grad[:, 1] = -1.0  # pushes the masked z component up
@@ -102,3 +105,13 @@ def test_bad_irreps_and_penalties():
         OrderParameter(SPECIES, OrderParameterSpec(irreps="2q"))
     with pytest.raises(SearchError, match="penalties must be >= 0"):
         OrderParameter(SPECIES, OrderParameterSpec(irreps="1e", sparsity=-1.0))
+
+
+def test_masks_survive_json():
+    import json
+
+    mask = [("1e", (0.0, 0.0, 1.0)), "2e m=2"]
+    back = json.loads(json.dumps(mask))
+    assert np.array_equal(parse_mask(back, "1x1e+1x2e"), parse_mask(mask, "1x1e+1x2e"))
+    single = json.loads(json.dumps(("1e", (1.0, 0.0, 0.0))))
+    assert np.array_equal(parse_mask(single, "1x1e"), parse_mask(("1e", (1.0, 0.0, 0.0)), "1x1e"))

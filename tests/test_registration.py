@@ -26,9 +26,7 @@ def _known_displacements(parent: Structure, target: Structure) -> np.ndarray:
     return d - d.mean(axis=0)
 
 
-def _disguise(
-    t: Structure, *, rotation: np.ndarray | None = None, seed: int = 0
-) -> tuple[Structure, np.ndarray]:
+def _disguise(t: Structure, *, rotation: np.ndarray | None = None, seed: int = 0) -> tuple[Structure, np.ndarray]:
     """Pbnm-like setting: cyclic permutation of the axes, origin shift, strain, optional rotation, shuffled
     sites.
 
@@ -64,9 +62,7 @@ def test_pbnm_setting_shifted_strained_shuffled(pnma):
     assert len(reg.parent) == len(target) == 20
     assert [s.specie for s in reg.parent] == [s.specie for s in target]
     assert round(abs(np.linalg.det(reg.supercell_matrix))) == 4
-    np.testing.assert_allclose(
-        reg.parent.lattice.matrix, reg.supercell_matrix @ parent.lattice.matrix, atol=1e-12
-    )
+    np.testing.assert_allclose(reg.parent.lattice.matrix, reg.supercell_matrix @ parent.lattice.matrix, atol=1e-12)
     # the tilt displacements, per target site, to 1e-6 Å
     np.testing.assert_allclose(reg.displacements, _known_displacements(p20, t20)[order], atol=1e-6)
     assert reg.max_displacement == pytest.approx(np.linalg.norm(reg.displacements, axis=1).max())
@@ -95,9 +91,7 @@ def test_registration_frames_are_consistent(pnma):
     canonical = reg.parent_supercell()
     assert len(set(reg.site_map.tolist())) == len(target)
     for j, site in enumerate(reg.parent):
-        assert (
-            canonical[int(reg.site_map[j])].specie == site.specie == parent[int(reg.parent_index[j])].specie
-        )
+        assert canonical[int(reg.site_map[j])].specie == site.specie == parent[int(reg.parent_index[j])].specie
         d = canonical[int(reg.site_map[j])].frac_coords - site.frac_coords - reg.origin_shift
         np.testing.assert_allclose(d, np.round(d), atol=1e-9)
     # the parent is p20 (same physical cell, permuted axes) up to one global translation
@@ -183,16 +177,10 @@ def test_incommensurate_lattices():
     parent = cubic_perovskite()
     big = parent.copy()
     big.scale_lattice(parent.volume * 1.37**3)  # every lattice vector 1.37 x
-    with pytest.raises(
-        RegistrationError, match=r"no supercell relation: the target's volume per site is 2.57"
-    ):
+    with pytest.raises(RegistrationError, match=r"no supercell relation: the target's volume per site is 2.57"):
         register(parent, big)
-    stretched = Structure(
-        Lattice(parent.lattice.matrix * [[1.37], [1], [1]]), parent.species, parent.frac_coords
-    )
-    with pytest.raises(
-        RegistrationError, match=r"no supercell relation within ltol=0.2.*principal strain of 0.37"
-    ):
+    stretched = Structure(Lattice(parent.lattice.matrix * [[1.37], [1], [1]]), parent.species, parent.frac_coords)
+    with pytest.raises(RegistrationError, match=r"no supercell relation within ltol=0.2.*principal strain of 0.37"):
         register(parent, stretched)
 
 
@@ -209,17 +197,13 @@ def test_ambiguous_and_too_large_displacements():
     parent = Structure(Lattice.cubic(4.0), ["Cs", "Cl"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     cs = [[0, 0, 0], [4, 0, 0], [0, 4, 0], [4, 4, 0]]
     cl = [[4, 2, 2], [4, 6, 2], [6, 2, 2], [2, 6, 2]]  # the first two sit between two Cl sites
-    target = Structure(
-        Lattice(np.diag([8.0, 8.0, 4.0])), ["Cs"] * 4 + ["Cl"] * 4, cs + cl, coords_are_cartesian=True
-    )
+    target = Structure(Lattice(np.diag([8.0, 8.0, 4.0])), ["Cs"] * 4 + ["Cl"] * 4, cs + cl, coords_are_cartesian=True)
     with pytest.raises(RegistrationError, match=r"ambiguous mapping: target site [45] \(Cl\)"):
         register(parent, target, max_displacement=None, stol=1.0)
     with pytest.raises(RegistrationError, match=r"largest 1 Å from max_displacement=1.0.*by 2 Å"):
         register(parent, target)
     with pytest.raises(RegistrationError, match=r"rms 0.3175 Å from stol=0.1.*rms 1 Å"):
-        register(
-            parent, target, max_displacement=None, stol=0.1
-        )  # 0.1 * (64 Å^3 / 2)^(1/3); rms = sqrt(2 * 4 / 8)
+        register(parent, target, max_displacement=None, stol=0.1)  # 0.1 * (64 Å^3 / 2)^(1/3); rms = sqrt(2 * 4 / 8)
 
 
 def test_large_tilts_pass_default_limits():

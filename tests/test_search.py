@@ -118,7 +118,12 @@ def test_imma_from_constraints_is_intermediate(pnma_pair, pnma_result):
     # in-phase tilt axis of a+b-b- is x; the body centring (1/2,1/2,1/2) of this cell maps B sites of the
     # anti-phase (R-point) pattern onto equal ones and in-phase (M-point) ones onto opposite ones
     result = OrderParameterSearch(
-        parent, target, sites="Ti", irreps="1e", mask=("1e", (1.0, 0.0, 0.0)), tie={"translation": [0.5, 0.5, 0.5]}
+        parent,
+        target,
+        sites="Ti",
+        irreps="1e",
+        mask=("1e", (1.0, 0.0, 0.0)),
+        tie={"translation": [0.5, 0.5, 0.5]},
     ).run()
     for symprec in (1e-3, 1e-2):
         assert space_group(result.predicted_structure, symprec)[0] == 74

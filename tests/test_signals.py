@@ -107,9 +107,7 @@ def test_square_cases(lmax: int) -> None:
     assert min(_angle(v, diagonal) for v in report.directions) < 1e-4
     np.testing.assert_array_equal(decode(pair, lmax).vectors, 0.0)
 
-    square = (
-        pair + encode(np.array([delta, delta, 0.0]), lmax) + encode(np.array([-delta, -delta, 0.0]), lmax)
-    )
+    square = pair + encode(np.array([delta, delta, 0.0]), lmax) + encode(np.array([-delta, -delta, 0.0]), lmax)
     decoded = decode(square, lmax)
     assert bool(decoded.degenerate)
     np.testing.assert_array_equal(decoded.vectors, 0.0)
@@ -126,9 +124,7 @@ def test_two_orthogonal_peaks() -> None:
     np.testing.assert_array_equal(decoded.vectors, 0.0)
     dirs = [p.direction for p in decoded.peaks[0]]
     assert len(dirs) == 2
-    assert min(_angle(v, x) for v in dirs) < math.radians(5) and min(
-        _angle(v, y) for v in dirs
-    ) < math.radians(5)
+    assert min(_angle(v, x) for v in dirs) < math.radians(5) and min(_angle(v, y) for v in dirs) < math.radians(5)
     # lmax 2 blurs them into a single maximum on the diagonal: not degenerate
     decoded2 = decode(encode(x, 2) + encode(y, 2), 2)
     assert not bool(decoded2.degenerate)
@@ -213,9 +209,7 @@ def test_encode_is_equivariant(lmax: int, seed: int, float64_default) -> None:
             torch.testing.assert_close(lhs, rhs, atol=1e-10, rtol=0)
     # inversion alone: the 1o displacement flips, the signal's odd-l parts flip
     inv = -torch.eye(3)
-    torch.testing.assert_close(
-        encode(-d, lmax), encode(d, lmax) @ irreps.D_from_matrix(inv).T, atol=1e-12, rtol=0
-    )
+    torch.testing.assert_close(encode(-d, lmax), encode(d, lmax) @ irreps.D_from_matrix(inv).T, atol=1e-12, rtol=0)
 
 
 def test_decode_is_equivariant(seed: int, float64_default) -> None:
@@ -225,9 +219,7 @@ def test_decode_is_equivariant(seed: int, float64_default) -> None:
     signal = encode(d, lmax) + 0.05 * torch.randn(6, signal_dim(lmax), generator=gen)
     rot = o3.rand_matrix()
     rotated = signal @ signal_irreps(lmax).D_from_matrix(rot).T
-    np.testing.assert_allclose(
-        decode(rotated, lmax).vectors, decode(signal, lmax).vectors @ rot.numpy().T, atol=1e-9
-    )
+    np.testing.assert_allclose(decode(rotated, lmax).vectors, decode(signal, lmax).vectors @ rot.numpy().T, atol=1e-9)
 
 
 def test_decode_is_fast(rng: np.random.Generator) -> None:

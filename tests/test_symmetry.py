@@ -76,9 +76,7 @@ def test_lamno3_recipe_is_pnma():
 
 def test_expect_mismatch_lists_every_tolerance():
     _, target = tilted_perovskite("a+b-b-", 8.0)
-    with pytest.raises(
-        SymmetryMismatchError, match=r"expected space group 'Imma' \(No. 74\).*0.001: 62 \(Pnma\)"
-    ):
+    with pytest.raises(SymmetryMismatchError, match=r"expected space group 'Imma' \(No. 74\).*0.001: 62 \(Pnma\)"):
         verify_space_group(target, symprecs=TIGHT, expect="Imma")
     # a tiny distortion is symmetrised away at large symprec: a mismatch at one tolerance is enough to fail
     _, small = polar_perovskite((0, 0, 1), 1e-3)

@@ -39,13 +39,9 @@ def searched():
     The target is strained (orthogonal axes scaled by STRAIN) so that the result carries a strain.
     """
     _, target = tilted_perovskite("a+b-b-", 8.0)
-    strained = Structure(
-        Lattice(target.lattice.matrix * np.array(STRAIN)[:, None]), target.species, target.frac_coords
-    )
+    strained = Structure(Lattice(target.lattice.matrix * np.array(STRAIN)[:, None]), target.species, target.frac_coords)
     parent = cubic_perovskite()
-    transformation = OrderParameterSearchTransformation(
-        strained, sites="Ti", irreps="1e", search_kwargs=BUDGET
-    )
+    transformation = OrderParameterSearchTransformation(strained, sites="Ti", irreps="1e", search_kwargs=BUDGET)
     out = transformation.apply_transformation(to_ase(parent))
     return parent, strained, transformation, out
 
@@ -104,9 +100,7 @@ def test_negative_and_extrapolated_amplitudes(result):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning for the opposite domain
         minus = OrderParameterTransformation(result, -1.0).apply_transformation(result.parent)
-    np.testing.assert_allclose(
-        frac_displacements(minus, result.parent), -result.predicted_displacements, atol=1e-10
-    )
+    np.testing.assert_allclose(frac_displacements(minus, result.parent), -result.predicted_displacements, atol=1e-10)
     with pytest.warns(UserWarning, match="extrapolat"):
         more = OrderParameterTransformation(result, 1.5).apply_transformation(result.parent)
     np.testing.assert_allclose(

@@ -58,9 +58,7 @@ def _assert_no_torch(serialised: dict) -> None:
 
 def _script(name: str):
     """Import workflows/<name>.py as a module (workflows/ is a folder of scripts, not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        f"_matsym_workflow_{name}", ROOT / "workflows" / f"{name}.py"
-    )
+    spec = importlib.util.spec_from_file_location(f"_matsym_workflow_{name}", ROOT / "workflows" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -167,6 +165,24 @@ def test_summary_helpers_without_jobflow_run(screening):
         summary_row(42)
 
 
+def test_document_of_a_finite_cloud_records_point_groups():
+    from matsym.search import OrderParameterSearch
+    from matsym.structures import square_rectangle
+
+    square, rectangle = square_rectangle()
+    result = OrderParameterSearch(square, rectangle, irreps="2e", **SHORT).run()
+    doc = OrderParameterDocument.from_result(result, label="square")
+    assert doc.space_groups == {} and doc.target_space_groups == {}
+    # the rectangle (D2h) is less symmetric than the square (D4h); the distorted square is a rectangle too
+    assert doc.target_point_group == "D2h" and doc.point_group == "D2h"
+    assert doc.verdict == "incompatible" and doc.matches_target() is None
+    again = OrderParameterDocument.from_dict(json.loads(json.dumps(doc.as_dict())))
+    assert type(again.predicted_structure).__name__ == "Molecule"
+    assert again.as_dict() == doc.as_dict()
+    row = summary_row(again)
+    assert row["target SG"] == "D2h (point group)" and row["found SG 1e-3"] == "D2h (point group)"
+
+
 def test_maker_validation_and_serialisation():
     from matsym.search import SearchConfig
 
@@ -185,6 +201,7 @@ def test_maker_validation_and_serialisation():
         OrderParameterMaker(search_kwargs={"irreps": "1e"})
     with pytest.raises(InputError, match="JSON"):
         OrderParameterMaker(sites=object())
+    assert OrderParameterMaker(sites=np.arange(4, 8)).sites == [4, 5, 6, 7]  # numpy indices become JSON
     with pytest.raises(IrrepsError):
         OrderParameterMaker(irreps="1q")
 
