@@ -191,15 +191,9 @@ def _finite(value: Any) -> Any:
 
 
 def _json_default(o: Any) -> Any:
-    import numpy as np
+    from matsym.result import json_default
 
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.generic):
-        return o.item()
-    if isinstance(o, Path):
-        return str(o)
-    raise TypeError(f"cannot serialise {type(o).__name__}")
+    return json_default(o)
 
 
 def _progress_enabled(args: argparse.Namespace) -> bool:

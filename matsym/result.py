@@ -195,7 +195,7 @@ class OrderParameterResult:
             elif isinstance(v, tuple):
                 v = list(v)
             d[f.name] = v
-        return json.loads(json.dumps(d, default=_json_default))
+        return json.loads(json.dumps(d, default=json_default))
 
     @classmethod
     def from_dict(cls, d: dict) -> OrderParameterResult:
@@ -253,7 +253,7 @@ class OrderParameterResult:
         return cls.from_dict(d)
 
 
-def _json_default(o):
+def json_default(o):
     if isinstance(o, np.ndarray):
         return o.tolist()
     if isinstance(o, np.generic):

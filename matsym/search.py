@@ -31,7 +31,7 @@ from matsym.model import EdgeGeometry, EquivariantNetwork, NetworkConfig
 from matsym.order_parameter import DEFAULT_IRREPS, OrderParameter, OrderParameterSpec
 from matsym.result import CurieReport, OrderParameterResult
 
-__all__ = ["OrderParameterSearch", "Problem", "SearchConfig", "curie_check", "prepare_problem"]
+__all__ = ["OrderParameterSearch", "Problem", "SearchConfig", "curie_check", "prepare_problem", "search_arguments"]
 
 
 @dataclass(frozen=True)
@@ -282,6 +282,7 @@ class OrderParameterSearch:
         )
         self.problem = prepare_problem(parent, target, cutoff=self.config.cutoff)
         self._input_was_atoms = _is_atoms(parent)
+        self._callback = None
         self.order_parameter = OrderParameter(
             self.problem.species, self.spec, self.problem.frac_coords, norm=self.config.op_norm
         )
@@ -363,6 +364,8 @@ class OrderParameterSearch:
                 loss_value = loss.item()
                 penalty = op.penalty().item() if train_op else 0.0
                 history.append({"step": len(history), "phase": phase, "loss": loss_value, "penalty": penalty})
+                if self._callback is not None:
+                    self._callback(self, history[-1])
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix_str(f"{phase} loss {loss_value:.2e}", refresh=False)
@@ -520,8 +523,25 @@ class OrderParameterSearch:
         decoded = decode(pred.numpy() * (self.length_scale * self.signal_scale), self.config.signal_lmax)
         return pred.numpy(), decoded
 
-    def run(self, *, progress: bool = False) -> OrderParameterResult:
-        """Run the Curie fit, the joint search and the polish; return an :class:`OrderParameterResult`."""
+    def predicted_signals(self) -> np.ndarray:
+        """Predicted spherical signal of every site (e3nn basis, in Å, like :func:`matsym.signals.encode`).
+
+        Returns:
+            [n, (signal_lmax + 1)^2] array; decode it with :func:`matsym.signals.decode`.
+        """
+        pred, _ = self._predict()
+        return np.asarray(pred) * (self.length_scale * self.signal_scale)
+
+    def run(self, *, progress: bool = False, callback=None) -> OrderParameterResult:
+        """Run the Curie fit, the joint search and the polish; return an :class:`OrderParameterResult`.
+
+        Args:
+            progress: show a tqdm progress bar on stderr.
+            callback: called as ``callback(search, record)`` after every step, ``record`` being the new entry of
+                the loss history (``step``, ``phase``, ``loss``, ``penalty``); e.g. to snapshot
+                ``search.order_parameter.standard()`` during the search (the paper's Fig. 2).
+        """
+        self._callback = callback
         cfg = self.config
         start = time.perf_counter()
         history: list = []
@@ -617,6 +637,20 @@ class OrderParameterSearch:
         self.network.load_state_dict(state)
         with torch.no_grad():
             self.order_parameter.theta.copy_(theta)
+
+
+def search_arguments(sites, irreps, tie, mask, search_kwargs: dict | None) -> dict:
+    """Keyword arguments of :class:`OrderParameterSearch` from stored (JSON-friendly) settings.
+
+    ``irreps=None`` keeps the search's default; a ``config`` given as a dict becomes a :class:`SearchConfig`.
+    """
+    kwargs = {"sites": sites, "tie": tie, "mask": mask}
+    if irreps is not None:
+        kwargs["irreps"] = irreps
+    extra = dict(search_kwargs or {})
+    if isinstance(extra.get("config"), dict):
+        extra["config"] = SearchConfig.from_dict(extra["config"])
+    return {**kwargs, **extra}
 
 
 def curie_check(parent, target, **kwargs) -> CurieReport:

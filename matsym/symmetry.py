@@ -32,6 +32,7 @@ __all__ = [
     "point_group",
     "space_group",
     "space_group_number",
+    "symmetry_operations",
     "verify_space_group",
 ]
 
@@ -274,3 +275,15 @@ def point_group(molecule: Molecule | Any, tolerance: float = 0.3, eigen_toleranc
         raise
     except Exception as exc:  # pragma: no cover - pymatgen internals
         raise StructureError(f"could not determine the point group of {molecule.formula}: {exc}") from exc
+
+
+def symmetry_operations(structure: Structure | Any, symprec: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Space-group operations of a structure from spglib: fractional rotations [k, 3, 3] and translations [k, 3].
+
+    For verification (e.g. checking that a learned order-parameter field is invariant under the target's
+    operations); the search itself never uses them.
+    """
+    s = _to_structure(structure)
+    with _spglib_raising() as spglib:
+        dataset = spglib.get_symmetry_dataset(_cell(s), symprec=symprec)
+    return np.asarray(dataset.rotations), np.asarray(dataset.translations)

@@ -201,7 +201,21 @@ class _Mapped:
     matched_as: str
 
 
-class OrderParameterTransformation(AbstractTransformation):
+class _Distortion(AbstractTransformation):
+    """What both transformations share of pymatgen's contract: one structure in, one out, no inverse."""
+
+    @property
+    def inverse(self) -> None:
+        """None: a distortion has no stored inverse."""
+        return None
+
+    @property
+    def is_one_to_many(self) -> bool:
+        """False: one parent gives one distorted structure."""
+        return False
+
+
+class OrderParameterTransformation(_Distortion):
     """Move a parent along a learned order parameter: ``parent + amplitude * predicted_displacements``.
 
     Args:
@@ -251,17 +265,6 @@ class OrderParameterTransformation(AbstractTransformation):
             f"sites, irreps={self.result.irreps!r}, amplitude={self.amplitude:g}, "
             f"include_strain={self.include_strain})"
         )
-
-    # ------------------------------------------------------------------ pymatgen contract
-    @property
-    def inverse(self) -> None:
-        """None: a distortion has no stored inverse."""
-        return None
-
-    @property
-    def is_one_to_many(self) -> bool:
-        """False: one parent gives one distorted structure."""
-        return False
 
     def apply_transformation(self, structure: Structure | Any) -> Structure | Molecule | Any:
         """Return the parent distorted by ``amplitude`` times the learned displacements.
@@ -464,7 +467,7 @@ def _check_dict(d: Any, cls: type, required: tuple[str, ...] = ("result",)) -> N
         raise ResultError(f"serialised {cls.__name__} lacks {missing}")
 
 
-class OrderParameterSearchTransformation(AbstractTransformation):
+class OrderParameterSearchTransformation(_Distortion):
     """Search the order parameter from the given parent to a stored target, then apply it.
 
     ``apply_transformation(parent)`` runs :class:`~matsym.search.OrderParameterSearch` with ``parent`` and
@@ -524,26 +527,10 @@ class OrderParameterSearchTransformation(AbstractTransformation):
             f"sites={self.sites!r}, irreps={self.irreps!r}, amplitude={self.amplitude:g})"
         )
 
-    @property
-    def inverse(self) -> None:
-        """None: a distortion has no stored inverse."""
-        return None
-
-    @property
-    def is_one_to_many(self) -> bool:
-        """False: one parent gives one distorted structure."""
-        return False
-
     def _search_arguments(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"sites": self.sites, "tie": self.tie, "mask": self.mask}
-        if self.irreps is not None:
-            kwargs["irreps"] = self.irreps
-        extra = dict(self.search_kwargs)
-        if isinstance(extra.get("config"), dict):
-            from matsym.search import SearchConfig
+        from matsym.search import search_arguments
 
-            extra["config"] = SearchConfig.from_dict(extra["config"])
-        return {**kwargs, **extra}
+        return search_arguments(self.sites, self.irreps, self.tie, self.mask, self.search_kwargs)
 
     def apply_transformation(self, structure: Structure | Any) -> Structure | Molecule | Any:
         """Run the search from ``structure`` to :attr:`target` and return the distorted ``structure``.

@@ -425,15 +425,9 @@ class OrderParameterMaker(Maker):
 
     def search_arguments(self) -> dict[str, Any]:
         """Keyword arguments of :class:`~matsym.search.OrderParameterSearch` (``config`` a SearchConfig)."""
-        from matsym.search import SearchConfig
+        from matsym.search import search_arguments
 
-        kwargs: dict[str, Any] = {"sites": self.sites, "tie": self.tie, "mask": self.mask}
-        if self.irreps is not None:
-            kwargs["irreps"] = self.irreps
-        extra = dict(self.search_kwargs)
-        if isinstance(extra.get("config"), dict):
-            extra["config"] = SearchConfig.from_dict(extra["config"])
-        return {**kwargs, **extra}
+        return search_arguments(self.sites, self.irreps, self.tie, self.mask, self.search_kwargs)
 
     @job
     def make(
