@@ -154,8 +154,14 @@ def build_graph(obj: Any, cutoff: float, *, self_interaction: bool = False, min_
     """
     from pymatgen.core import IStructure
 
+    from pymatgen.core import IMolecule
+
+    from matsym.io import validate_structure
+
     rc = _check_cutoff(cutoff)
-    s = load_structure(obj, validate=True, min_distance=min_distance)
+    # pymatgen objects are only read here: no copy. The close-contact check reuses the edges found below.
+    s = obj if isinstance(obj, (IStructure, IMolecule)) else load_structure(obj, validate=False)
+    validate_structure(s, min_distance=0.0 if min_distance <= rc else min_distance)
     positions = np.ascontiguousarray(s.cart_coords, dtype=np.float64)  # [n, 3]
     species = [str(site.specie.symbol) for site in s]
     n = len(positions)
@@ -171,9 +177,11 @@ def build_graph(obj: Any, cutoff: float, *, self_interaction: bool = False, min_
         shifts = np.zeros((len(src), 3), dtype=np.int64)
 
     vec = _edge_vectors(positions, cell, src, dst, shifts)  # [E, 3]
-    keep = np.linalg.norm(vec, axis=1) <= rc
-    keep &= ~((src == dst) & ~shifts.any(axis=1))
-    src, dst, shifts, vec = src[keep], dst[keep], shifts[keep], vec[keep]
+    length = np.sqrt(np.einsum("ij,ij->i", vec, vec))
+    keep = (length <= rc) & ~((src == dst) & ~shifts.any(axis=1))
+    src, dst, shifts, vec, length = src[keep], dst[keep], shifts[keep], vec[keep], length[keep]
+    if 0 < min_distance <= rc and len(length) and float(length.min()) < min_distance:
+        validate_structure(s, min_distance=min_distance)  # raises with the full message
 
     counts = np.bincount(dst, minlength=n)
     if np.any(counts == 0):
@@ -189,7 +197,8 @@ def build_graph(obj: Any, cutoff: float, *, self_interaction: bool = False, min_
     lo = shifts.min(initial=0)
     base = int(shifts.max(initial=0)) - int(lo) + 1
     shift_code = ((shifts[:, 0] - lo) * base + (shifts[:, 1] - lo)) * base + (shifts[:, 2] - lo)
-    order = np.lexsort((shift_code, src, dst))  # dst, then src, then shift (lexicographic)
+    key = (dst * n + src) * (base**3) + shift_code  # dst, then src, then shift (lexicographic)
+    order = np.argsort(key, kind="stable")
     return CrystalGraph(
         positions=positions,
         cell=cell,
