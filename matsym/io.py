@@ -360,7 +360,7 @@ def _species_label(site: Any) -> str:
     return site.species.formula
 
 
-def validate_structure(s: Structure | Molecule, *, min_distance: float = 0.5) -> None:
+def validate_structure(s: Structure | Molecule, *, min_distance: float = 0.5, check_order: bool = True) -> None:
     """Check that a structure is usable by matsym.
 
     Checks, in this order: at least one site; finite lattice and coordinates; a lattice that is not singular
@@ -370,6 +370,8 @@ def validate_structure(s: Structure | Molecule, *, min_distance: float = 0.5) ->
     Args:
         s: A pymatgen Structure or Molecule.
         min_distance: Smallest allowed interatomic distance in Å; 0 disables the check.
+        check_order: Check that every site is ordered (callers that read ``site.specie`` anyway, which raises on
+            a disordered site, may skip this loop and call again on failure for the message).
 
     Raises:
         StructureError: one of the checks failed; the message names the offending sites or lattice.
@@ -416,7 +418,7 @@ def validate_structure(s: Structure | Molecule, *, min_distance: float = 0.5) ->
                 f"at site(s) {_first_rows(bad)}"
             )
 
-    for i, site in enumerate(s):
+    for i, site in enumerate(s if check_order else ()):
         if not site.is_ordered:
             comp = {str(sp): round(float(occ), 6) for sp, occ in site.species.items()}
             raise DisorderError(
