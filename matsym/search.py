@@ -400,30 +400,19 @@ class OrderParameterSearch:
         levels = sorted({int(l) for l in op.component_l[allowed]})
         for k in levels:
             op.limit_l_(k)
+
+            def grow(steps: int, k: int = k) -> None:
+                self._optimise(
+                    steps, history, f"grow-L{k}", train_op=True, penalise=False, decays=0,
+                    stop_loss=cfg.stage_loss, bar=bar,
+                )  # fmt: skip
+
             if cfg.span_steps > 0:
                 # the first steps of each stage record the gradients whose span the order parameter is locked to
                 op.start_recording()
-                self._optimise(
-                    cfg.span_steps,
-                    history,
-                    f"grow-L{k}",
-                    train_op=True,
-                    penalise=False,
-                    decays=0,
-                    stop_loss=cfg.stage_loss,
-                    bar=bar,
-                )
+                grow(cfg.span_steps)
                 op.lock_span_(cfg.span_tol)
-            self._optimise(
-                cfg.max_steps,
-                history,
-                f"grow-L{k}",
-                train_op=True,
-                penalise=False,
-                decays=0,
-                stop_loss=cfg.stage_loss,
-                bar=bar,
-            )
+            grow(cfg.max_steps)
             if self._current_loss() <= cfg.stage_loss:
                 break
 
