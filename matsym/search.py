@@ -84,8 +84,8 @@ class SearchConfig:
     fit_steps: int = 300
     max_steps: int = 300
     search_steps: int = 100
-    polish_steps: int = 60
-    patience: int = 20
+    polish_steps: int = 30
+    patience: int = 15
     rel_tol: float = 1e-3
     decay: float = 0.3
     max_decays: int = 3
