@@ -14,15 +14,38 @@ nonlinearity.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-from e3nn import o3
-from e3nn.math import soft_one_hot_linspace
-from e3nn.nn import FullyConnectedNet, Gate
 
-from matsym.errors import IrrepsError
+
+def _import_e3nn_lightly() -> None:
+    """Import e3nn without loading ``torch._dynamo`` when nothing else has.
+
+    e3nn decorates one function with ``torch.compiler.disable`` at import time, which imports ``torch._dynamo``:
+    0.8 s of the 2.3 s that ``matsym find`` spends importing (``python -X importtime``). matsym never compiles, so
+    e3nn is imported with an identity decorator, restored right after. If dynamo is already loaded (the user
+    compiles), nothing is changed.
+    """
+    if "torch._dynamo" in sys.modules or "e3nn" in sys.modules:
+        return
+    original = torch.compiler.disable
+    torch.compiler.disable = lambda fn=None, *args, **kwargs: fn if fn is not None else (lambda f: f)
+    try:
+        import e3nn.o3  # noqa: F401
+    finally:
+        torch.compiler.disable = original
+
+
+_import_e3nn_lightly()
+
+from e3nn import o3  # noqa: E402
+from e3nn.math import soft_one_hot_linspace  # noqa: E402
+from e3nn.nn import FullyConnectedNet, Gate  # noqa: E402
+
+from matsym.errors import IrrepsError  # noqa: E402
 
 __all__ = ["EdgeGeometry", "EquivariantNetwork", "NetworkConfig", "parse_irreps"]
 
