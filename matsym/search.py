@@ -423,8 +423,8 @@ class OrderParameterSearch:
     def _current_loss(self) -> float:
         return self._loss().item()
 
-    def _prune(self, kind: str, history: list, bar=None) -> None:
-        """Backward elimination: zero the weakest irreps (or components), refit, keep the cut if the fit survives.
+    def _prune(self, history: list, bar=None) -> None:
+        """Backward elimination: zero the weakest components, refit, keep the cut if the fit survives.
 
         The L1 penalty ranks components; the data decide. Components whose share of the squared norm is below
         ``prune_share`` are forced to zero and the search continues; if the loss then ends above
@@ -433,21 +433,18 @@ class OrderParameterSearch:
         cfg = self.config
         op = self.order_parameter
         shares = op.component_shares()
-        if kind == "irreps":
-            groups = [b for b in op.blocks() if 0 < shares[b].sum() < cfg.prune_share]
-        else:
-            groups = [np.array([c]) for c in range(op.dim) if 0 < shares[c] < cfg.prune_share]
-        if not groups:
+        weak = np.flatnonzero((shares > 0) & (shares < cfg.prune_share))
+        if len(weak) == 0:
             return
         before = self._current_loss()
         saved = {k: v.clone() for k, v in self.network.state_dict().items()}
         saved_theta, saved_projector = op.theta.detach().clone(), op.projector.clone()
-        op.restrict_(np.concatenate(groups))
+        op.restrict_(weak)
         op.renormalise_()
         self._optimise(
             min(cfg.max_steps, cfg.search_steps),
             history,
-            f"prune-{kind}",
+            "prune",
             train_op=True,
             stop_loss=cfg.search_loss,
             bar=bar,
@@ -458,7 +455,7 @@ class OrderParameterSearch:
             with torch.no_grad():
                 op.theta.copy_(saved_theta)
                 op.projector.copy_(saved_projector)
-            history.append({"step": len(history), "phase": f"prune-{kind}-reverted", "loss": before, "penalty": 0.0})
+            history.append({"step": len(history), "phase": "prune-reverted", "loss": before, "penalty": 0.0})
 
     # ------------------------------------------------------------------ public
     def curie(self, *, progress: bool = False) -> CurieReport:
@@ -550,7 +547,7 @@ class OrderParameterSearch:
                     stop_loss=cfg.search_loss,
                     bar=bar,
                 )
-                self._prune("components", history, bar)
+                self._prune(history, bar)
                 # a fresh Adam at full step size would first kick the converged network: start smaller
                 self._optimise(cfg.polish_steps, history, "polish", train_op=False, lr_scale=cfg.decay, bar=bar)
         return self._result(history, curie, start)
@@ -558,14 +555,8 @@ class OrderParameterSearch:
     def _result(self, history, curie, start, *, nothing: bool = False) -> OrderParameterResult:
         op = self.order_parameter
         standard = op.standard().detach().numpy().copy()
-        names, blocks = [], []
-        offset = 0
-        for mul, ir in op.irreps:
-            for _ in range(mul):
-                names.append(str(ir))
-                blocks.append(slice(offset, offset + ir.dim))
-                offset += ir.dim
-        weights = np.stack([(standard[:, s] ** 2).sum(axis=1) for s in blocks], axis=1)
+        names = [str(ir) for mul, ir in op.irreps for _ in range(mul)]
+        weights = np.stack([(standard[:, b] ** 2).sum(axis=1) for b in op.blocks()], axis=1)
         pred, decoded = self._predict()
         vectors = np.zeros_like(self.problem.displacements) if nothing else decoded.vectors
         predicted = _displaced(self.problem.parent, vectors)
