@@ -423,6 +423,13 @@ class OrderParameterSearch:
     def _current_loss(self) -> float:
         return self._loss().item()
 
+    def _sparsify(self, history: list, phase: str, bar=None) -> None:
+        """Penalised joint search (network and order parameter), within the search budget."""
+        cfg = self.config
+        self._optimise(
+            min(cfg.max_steps, cfg.search_steps), history, phase, train_op=True, stop_loss=cfg.search_loss, bar=bar
+        )
+
     def _prune(self, history: list, bar=None) -> None:
         """Backward elimination: zero the weakest components, refit, keep the cut if the fit survives.
 
@@ -441,14 +448,7 @@ class OrderParameterSearch:
         saved_theta, saved_projector = op.theta.detach().clone(), op.projector.clone()
         op.restrict_(weak)
         op.renormalise_()
-        self._optimise(
-            min(cfg.max_steps, cfg.search_steps),
-            history,
-            "prune",
-            train_op=True,
-            stop_loss=cfg.search_loss,
-            bar=bar,
-        )
+        self._sparsify(history, "prune", bar)
         after = self._current_loss()
         if after > max(cfg.prune_tolerance * before, cfg.prune_loss):
             self.network.load_state_dict(saved)
@@ -539,14 +539,7 @@ class OrderParameterSearch:
             curie = self._curie_report(history)
             if not curie.compatible:
                 self._grow(history, bar)
-                self._optimise(
-                    min(cfg.max_steps, cfg.search_steps),
-                    history,
-                    "search",
-                    train_op=True,
-                    stop_loss=cfg.search_loss,
-                    bar=bar,
-                )
+                self._sparsify(history, "search", bar)
                 self._prune(history, bar)
                 # a fresh Adam at full step size would first kick the converged network: start smaller
                 self._optimise(cfg.polish_steps, history, "polish", train_op=False, lr_scale=cfg.decay, bar=bar)
