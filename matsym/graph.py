@@ -11,8 +11,8 @@ non-zero shift) when the cell is shorter than the cutoff; zero-length self edges
 ``self_interaction=True``.
 
 Periodic neighbour lists come from vesin (a dependency; the fastest library measured by
-``benchmarks/bench_graph.py``), or, where vesin is missing, from pymatgen's ``Structure.get_neighbor_list``
-(compiled code). Both give the same edge set; the tests compare each with
+``benchmarks/bench_graph.py`` once the cell is two cutoffs wide), or, in smaller cells and where vesin is missing,
+from pymatgen's compiled ``find_points_in_spheres``. Both give the same edge set; the tests compare each with
 ``ase.neighborlist.neighbor_list``. Finite point clouds use a k-d tree
 (``scipy.spatial.cKDTree``), which gives exactly the pairs with distance <= cutoff. Edge vectors are always
 recomputed in float64 from the positions and integer shifts rather than taken from the library.
@@ -165,13 +165,13 @@ def build_graph(obj: Any, cutoff: float, *, self_interaction: bool = False, min_
     """
     from pymatgen.core import IMolecule, IStructure
 
-    from matsym.io import validate_structure
+    from matsym.io import _validated_positions, validate_structure
 
     rc = _check_cutoff(cutoff)
     # pymatgen objects are only read here: no copy. The close-contact check reuses the edges found below.
     s = obj if isinstance(obj, (IStructure, IMolecule)) else load_structure(obj, validate=False)
-    validate_structure(s, min_distance=0.0 if min_distance <= rc else min_distance, check_order=False)
-    positions = np.array(s.cart_coords, dtype=np.float64)  # [n, 3], our own copy (made read-only below)
+    # [n, 3], our own copy (made read-only below)
+    positions = _validated_positions(s, min_distance=0.0 if min_distance <= rc else min_distance, check_order=False)
     try:
         species = [site.specie.symbol for site in s]  # pymatgen raises AttributeError on a disordered site
     except AttributeError:
@@ -182,69 +182,211 @@ def build_graph(obj: Any, cutoff: float, *, self_interaction: bool = False, min_
     if isinstance(s, IStructure):
         cell = np.array(s.lattice.matrix, dtype=np.float64)  # [3, 3]
         pbc = tuple(bool(p) for p in s.lattice.pbc)
-        src, dst, shifts = _periodic_pairs(s, positions, cell, pbc, rc)
+        src, dst, shifts, half = _periodic_pairs(positions, cell, pbc, rc)
     else:
+        half = False
         cell = None
         pbc = (False, False, False)
         src, dst = _finite_pairs(positions, rc)
         shifts = np.zeros((len(src), 3), dtype=np.int64)
 
-    vec = _edge_vectors(positions, cell, src, dst, shifts)  # [E, 3]
-    length = np.sqrt(np.einsum("ij,ij->i", vec, vec))
-    keep = (length <= rc) & ~((src == dst) & ~shifts.any(axis=1))
-    if not keep.all():
-        src, dst, shifts, vec, length = src[keep], dst[keep], shifts[keep], vec[keep], length[keep]
-    if 0 < min_distance <= rc and len(length) and float(length.min()) < min_distance:
-        validate_structure(s, min_distance=min_distance)  # raises with the full message
-
-    counts = np.bincount(dst, minlength=n)
-    if np.any(counts == 0):
-        _raise_isolated(s, positions, rc, np.flatnonzero(counts == 0), species)
-
     if self_interaction:
+        if half:  # an (i, i, 0) edge is its own reverse: complete the list first
+            src, dst, shifts = np.concatenate([src, dst]), np.concatenate([dst, src]), np.concatenate([shifts, -shifts])
+            half = False
         idx = np.arange(n, dtype=np.int64)
         src = np.concatenate([src, idx])
         dst = np.concatenate([dst, idx])
         shifts = np.concatenate([shifts, np.zeros((n, 3), dtype=np.int64)])
-        vec = np.concatenate([vec, np.zeros((n, 3))])
 
     # a canonical edge order (not the neighbour library's): results do not depend on the library or on how the
-    # input was rotated or translated, at the price of a sort (about as long as vesin's search at 10^6 edges)
-    lo = shifts.min(initial=0)
-    base = int(shifts.max(initial=0)) - int(lo) + 1
-    shift_code = ((shifts[:, 0] - lo) * base + (shifts[:, 1] - lo)) * base + (shifts[:, 2] - lo)
-    key = (dst * n + src) * (base**3) + shift_code  # dst, then src, then shift (lexicographic)
-    order = np.argsort(key, kind="stable")
+    # input was rotated or translated. The order comes from sorting one packed integer key per edge.
+    src, dst, shifts, vec, length2 = _canonical_edges(positions, cell, src, dst, shifts, n, add_reverses=half)
+    keep = length2 <= rc * rc  # the libraries admit pairs up to a tolerance beyond the cutoff
+    if not keep.all():
+        src, dst, shifts, vec, length2 = src[keep], dst[keep], shifts[keep], vec[keep], length2[keep]
+    if 0 < min_distance <= rc and len(length2):
+        real = length2[length2 > 0.0] if self_interaction else length2
+        if len(real) and float(real.min()) < min_distance * min_distance:
+            validate_structure(s, min_distance=min_distance)  # raises with the full message
+
+    counts = np.bincount(dst, minlength=n)
+    if np.any(counts <= (1 if self_interaction else 0)):
+        _raise_isolated(s, positions, rc, np.flatnonzero(counts <= (1 if self_interaction else 0)), species)
+
     return CrystalGraph._trusted(
         positions=positions,
         cell=cell,
         pbc=pbc,
         species=species,
-        edge_src=src[order],
-        edge_dst=dst[order],
-        shifts=shifts[order],
-        edge_vec=vec[order],
+        edge_src=src,
+        edge_dst=dst,
+        shifts=shifts,
+        edge_vec=vec,
         cutoff=rc,
     )
 
 
-def _periodic_pairs(s, positions, cell, pbc, rc):
-    """Directed pairs ``(src, dst, shift)`` within ``rc``: vesin when installed (fastest measured), else pymatgen."""
+def _canonical_edges(
+    positions: np.ndarray,
+    cell: np.ndarray | None,
+    src: np.ndarray,
+    dst: np.ndarray,
+    shifts: np.ndarray,
+    n: int,
+    *,
+    add_reverses: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Edges sorted by ``dst``, then ``src``, then shift, with their float64 vectors and squared lengths.
+
+    ``src`` and ``dst`` must be int64 arrays the caller owns and no longer needs: they are overwritten. With
+    ``add_reverses``, the pairs are a half list and the reverse ``(dst, src, -shift)`` of each is added.
+
+    ``(dst, src, shift)`` is packed into one int64 per edge and the keys are sorted in place (several times
+    faster than an argsort and the four gathers it needs); the sorted keys are then unpacked with bit operations,
+    and the vectors computed from the sorted indices, the cell translations coming from a small table of the
+    shifts that occur. Falls back to a lexsort where the key would not fit in 63 bits.
+    """
+    if len(src) == 0:
+        return src, dst, np.zeros((0, 3), dtype=np.int64), np.zeros((0, 3)), np.zeros(0)
+    reach = int(np.abs(shifts).max())
+    lo = -reach  # a range symmetric about 0, so that the packed code of -shift is a constant minus that of shift
+    span = 2 * reach + 1
+    node_bits = max(1, (n - 1).bit_length())
+    shift_bits = max(1, (span - 1).bit_length())
+    if 2 * node_bits + 3 * shift_bits > 63 or span**3 > 1 << 20:
+        if add_reverses:
+            src, dst, shifts = np.concatenate([src, dst]), np.concatenate([dst, src]), np.concatenate([shifts, -shifts])
+        order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], src, dst))
+        src, dst, shifts = src[order], dst[order], shifts[order].astype(np.int64)
+        vec = positions[dst] - positions[src]
+        if cell is not None:
+            vec += shifts.astype(np.float64) @ cell
+        return src, dst, shifts, vec, np.einsum("ij,ij->i", vec, vec)
+    # Memory is reused wherever it can be: on this kind of machine a fresh large array costs more in page faults
+    # than the arithmetic done in it. The gathers are 1-D (numpy gathers rows of an [n, 3] array several times
+    # slower than elements of a 1-D one).
+    if add_reverses:
+        key = np.empty(2 * len(src), dtype=np.int64)
+        forward, backward = key[: len(src)], key[len(src) :]
+        np.left_shift(dst, node_bits, out=forward)
+        forward |= src
+        np.left_shift(src, node_bits, out=backward)
+        backward |= dst
+        code, temp = src, dst  # the caller's arrays, free from here on
+        np.subtract(shifts[:, 0], lo, out=code, casting="unsafe")
+        for c in (1, 2):
+            code <<= shift_bits
+            np.subtract(shifts[:, c], lo, out=temp, casting="unsafe")
+            code |= temp
+        forward <<= 3 * shift_bits
+        forward |= code
+        # each field of the code of -shift is (span - 1) minus that of shift: no borrows between fields
+        np.subtract(((span - 1) << (2 * shift_bits)) | ((span - 1) << shift_bits) | (span - 1), code, out=code)
+        backward <<= 3 * shift_bits
+        backward |= code
+        spare = None
+    else:
+        key = dst  # the caller's array, overwritten
+        key <<= node_bits
+        key |= src
+        spare = src  # free from here on
+        for c in range(3):
+            key <<= shift_bits
+            np.subtract(shifts[:, c], lo, out=spare, casting="unsafe")
+            key |= spare
+    e = len(key)
+    key.sort()
+    shifts = np.empty((e, 3), dtype=np.int64)
+    for c in (2, 1, 0):
+        np.bitwise_and(key, (1 << shift_bits) - 1, out=shifts[:, c])
+        key >>= shift_bits
+    src = np.bitwise_and(key, (1 << node_bits) - 1, out=spare)
+    key >>= node_bits
+    dst = key
+    vec = np.empty((e, 3), dtype=np.float64)
+    scratch = np.empty(e, dtype=np.float64)
+    flat = np.empty(e, dtype=np.int64)  # index of each edge's shift in the table below
+    np.multiply(shifts[:, 0], span, out=flat)
+    flat += shifts[:, 1]
+    flat *= span
+    flat += shifts[:, 2]
+    shifts += lo
+    if cell is not None:
+        grid = np.arange(lo, lo + span, dtype=np.float64)
+        table = (grid[:, None, None, None] * cell[0] + grid[None, :, None, None] * cell[1]).reshape(span, span, 1, 3)
+        table = (table + grid[None, None, :, None] * cell[2]).reshape(-1, 3)  # [span^3, 3] Cartesian shifts
+    for c in range(3):
+        column = np.ascontiguousarray(positions[:, c])
+        out = vec[:, c]
+        np.take(column, dst, out=scratch)
+        out[:] = scratch
+        out -= np.take(column, src, out=scratch)
+        if cell is not None:
+            out += np.take(np.ascontiguousarray(table[:, c]), flat, out=scratch)
+    length2 = flat.view(np.float64)  # memory already touched, free again
+    np.einsum("ij,ij->i", vec, vec, out=length2)
+    return src, dst, shifts, vec, length2
+
+
+def _as_int64(a: np.ndarray) -> np.ndarray:
+    if a.dtype == np.uint64:
+        return a.view(np.int64)
+    return a.astype(np.int64, copy=False)
+
+
+def _perpendicular_widths(cell: np.ndarray) -> list[float]:
+    """Distance between opposite faces of the cell, along each lattice vector (in plain floats: called on every
+    graph, where numpy's per-call overhead on 3-vectors would cost more than the arithmetic)."""
+    a, b, c = (tuple(float(x) for x in row) for row in cell)
+
+    def cross(u, v):
+        return (u[1] * v[2] - u[2] * v[1], u[2] * v[0] - u[0] * v[2], u[0] * v[1] - u[1] * v[0])
+
+    faces = (cross(b, c), cross(c, a), cross(a, b))
+    volume = abs(sum(x * y for x, y in zip(a, faces[0], strict=True)))
+    return [volume / math.sqrt(sum(x * x for x in f)) for f in faces]
+
+
+def _backend(cell: np.ndarray, pbc: tuple[bool, bool, bool], rc: float) -> str:
+    """``"vesin"`` or ``"pymatgen"``: which library finds the pairs of this cell.
+
+    vesin (a cell list) is the fastest library measured once the cell is at least two cutoffs wide along every
+    periodic direction; in smaller cells its cell list degenerates and pymatgen's compiled search is up to 5x
+    faster (``benchmarks/bench_graph.py``), so that one is used there, and wherever vesin is missing.
+    """
+    if any(p and w < 2.0 * rc for p, w in zip(pbc, _perpendicular_widths(cell), strict=True)):
+        return "pymatgen"
     try:
-        from vesin import NeighborList
+        import vesin  # noqa: F401
     except ImportError:
-        NeighborList = None
-    if NeighborList is not None:
-        i, j, shifts = NeighborList(cutoff=rc, full_list=True).compute(
+        return "pymatgen"
+    return "vesin"
+
+
+def _periodic_pairs(positions, cell, pbc, rc):
+    """Pairs ``(src, dst, shift)`` within ``rc``, unsorted (pairs up to a tolerance beyond it may appear), and
+    whether they are a half list (each pair once, its reverse to be added) rather than every directed pair."""
+    if _backend(cell, pbc, rc) == "vesin":
+        from vesin import NeighborList
+
+        # a half list (each pair once) costs vesin about half as much; the reverses are added in the sort
+        i, j, shifts = NeighborList(cutoff=rc, full_list=False).compute(
             points=positions, box=cell, periodic=list(pbc), quantities="ijS"
         )
-        # vesin: D = pos[j] - pos[i] + S @ box, i.e. src = i, dst = j
-        return np.asarray(i, dtype=np.int64), np.asarray(j, dtype=np.int64), np.asarray(shifts, dtype=np.int64)
-    centers, points, offsets, _ = s.get_neighbor_list(r=rc, numerical_tol=1e-8, exclude_self=True)
-    src = np.asarray(centers, dtype=np.int64)
-    dst = np.asarray(points, dtype=np.int64)
-    shifts = np.rint(np.asarray(offsets, dtype=np.float64)).astype(np.int64).reshape(-1, 3)
-    return src, dst, shifts
+        # vesin: D = pos[j] - pos[i] + S @ box, i.e. src = i, dst = j; its uint64 indices viewed as int64 (no copy)
+        return _as_int64(i), _as_int64(j), shifts, True
+    from pymatgen.optimization.neighbors import find_points_in_spheres
+
+    centers, points, images, distances = find_points_in_spheres(
+        positions, positions, r=rc, pbc=np.array(pbc, dtype=np.int64), lattice=cell, tol=1e-8
+    )
+    # pymatgen: the neighbour is points[k] + images[k] @ lattice around centers[k], i.e. src = centers
+    shifts = np.rint(images).astype(np.int64).reshape(-1, 3)
+    centers = _as_int64(centers)
+    points = _as_int64(points)
+    other = (distances > 1e-8) | (centers != points)  # drop each atom paired with itself (at zero shift)
+    return centers[other], points[other], shifts[other], False
 
 
 def nearest_neighbor_distances(obj: Any, *, min_distance: float = 0.5) -> np.ndarray:
@@ -263,15 +405,6 @@ def nearest_neighbor_distances(obj: Any, *, min_distance: float = 0.5) -> np.nda
     s = load_structure(obj, validate=True, min_distance=min_distance)
     positions = np.asarray(s.cart_coords, dtype=np.float64)
     return _nearest_distances(s, positions, np.arange(len(s)), 1.0)
-
-
-def _edge_vectors(
-    positions: np.ndarray, cell: np.ndarray | None, src: np.ndarray, dst: np.ndarray, shifts: np.ndarray
-) -> np.ndarray:
-    vec = positions[dst] - positions[src]  # [E, 3]
-    if cell is not None:
-        vec = vec + shifts.astype(np.float64) @ cell
-    return vec
 
 
 def _finite_pairs(positions: np.ndarray, cutoff: float) -> tuple[np.ndarray, np.ndarray]:

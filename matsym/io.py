@@ -377,6 +377,12 @@ def validate_structure(s: Structure | Molecule, *, min_distance: float = 0.5, ch
         StructureError: one of the checks failed; the message names the offending sites or lattice.
         DisorderError: a site is partially occupied or holds several species (subclass of StructureError).
     """
+    _validated_positions(s, min_distance=min_distance, check_order=check_order)
+
+
+def _validated_positions(s: Any, *, min_distance: float, check_order: bool) -> np.ndarray:
+    """:func:`validate_structure`, returning the Cartesian coordinates it read (a new float64 array, [n, 3]), so
+    that callers do not read them from pymatgen's sites a second time."""
     from pymatgen.core import IMolecule, IStructure
 
     if not isinstance(s, (IStructure, IMolecule)):
@@ -395,13 +401,6 @@ def validate_structure(s: Structure | Molecule, *, min_distance: float = 0.5, ch
                     "lattice has non-finite (NaN or inf) entries: expected finite lattice vectors in Å, got "
                     f"{matrix.tolist()}"
                 )
-            frac = np.asarray(s.frac_coords, dtype=np.float64)
-            bad = ~np.isfinite(frac).all(axis=1)
-            if bad.any():
-                raise StructureError(
-                    "non-finite (NaN or inf) coordinates: expected finite coordinates, got them at site(s) "
-                    f"{_first_rows(bad)}"
-                )
             volume = abs(float(np.linalg.det(matrix)))
             cond = float(np.linalg.cond(matrix)) if volume > 0 else np.inf
             if volume < _MIN_VOLUME or not cond <= _MAX_COND:
@@ -410,7 +409,8 @@ def validate_structure(s: Structure | Molecule, *, min_distance: float = 0.5, ch
                     f"(expected >= {_MIN_VOLUME:g}), condition number {cond:.3g} "
                     f"(expected <= {_MAX_COND:g}); lattice vectors {matrix.tolist()}"
                 )
-        cart = np.asarray(s.cart_coords, dtype=np.float64)
+        # a non-finite fractional coordinate makes the Cartesian one non-finite too (the lattice is finite here)
+        cart = np.array(s.cart_coords, dtype=np.float64)
         bad = ~np.isfinite(cart).all(axis=1)
         if bad.any():
             raise StructureError(
@@ -429,6 +429,7 @@ def validate_structure(s: Structure | Molecule, *, min_distance: float = 0.5, ch
 
     if min_distance > 0:
         _check_distances(s, float(min_distance), periodic, cart)
+    return cart
 
 
 def _check_distances(s: Any, min_distance: float, periodic: bool, cart: np.ndarray) -> None:

@@ -78,8 +78,13 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("backend", ["vesin", "pymatgen"])
 @pytest.mark.parametrize("name", list(CASES))
-def test_edges_match_ase_neighbor_list(name):
+def test_edges_match_ase_neighbor_list(name, backend, monkeypatch):
+    """Either neighbour library, whatever the cell size would choose, gives ASE's edge set."""
+    from matsym import graph as graph_module
+
+    monkeypatch.setattr(graph_module, "_backend", lambda *args: backend)
     make, cutoff = CASES[name]
     s = make()
     g = build_graph(s, cutoff)
@@ -194,13 +199,19 @@ def test_neighbor_counts_of_perovskite():
     assert g.num_nodes == 5 and g.num_edges == 12 + 6 + 3 * 14
 
 
-def test_self_interaction_adds_zero_length_self_edges():
-    g = build_graph(perovskite(), 3.0, self_interaction=True)
+@pytest.mark.parametrize("cells", [1, 3])  # 3.9 Å (pymatgen's search) and 11.7 Å wide (vesin's half list)
+def test_self_interaction_adds_zero_length_self_edges(cells):
+    s = perovskite() * (cells, cells, cells)
+    plain = build_graph(s, 3.0)
+    g = build_graph(s, 3.0, self_interaction=True)
     zero = g.edge_length == 0
-    assert zero.sum() == 5
-    np.testing.assert_array_equal(np.sort(g.edge_src[zero]), np.arange(5))
+    assert zero.sum() == len(s)
+    np.testing.assert_array_equal(np.sort(g.edge_src[zero]), np.arange(len(s)))
     np.testing.assert_array_equal(g.edge_src[zero], g.edge_dst[zero])
     assert not g.shifts[zero].any()
+    assert triples(g) - triples(plain) == {(i, i, (0, 0, 0)) for i in range(len(s))}
+    assert g.num_edges == plain.num_edges + len(s)
+    np.testing.assert_array_equal(g.edge_dst, np.sort(g.edge_dst))
 
 
 def test_graph_is_immutable():
@@ -308,18 +319,43 @@ def test_nearest_neighbor_distances():
     assert np.isinf(nearest_neighbor_distances(np.zeros((1, 3)))).all()
 
 
-def test_pymatgen_fallback_gives_the_same_edges_as_vesin(monkeypatch):
-    """Without vesin, the periodic neighbour list comes from pymatgen: same edge set, same order."""
+@pytest.mark.parametrize("cutoff", [4.5, 9.0])
+def test_both_neighbour_libraries_give_the_same_graph(monkeypatch, cutoff):
+    """vesin and pymatgen's compiled search (chosen by cell size, and pymatgen where vesin is missing) give the
+    same edges in the same order, in a cell narrower than two cutoffs (4.5 Å) and in one wider (9 Å, 2x2x2)."""
     import sys
 
+    from matsym import graph as graph_module
     from matsym.structures import tilted_perovskite
 
     _, target = tilted_perovskite("a+b-b-", 8.0)
-    with_vesin = build_graph(target, 4.5)
+    target = target * (2, 2, 2) if cutoff < 5 else target * (4, 4, 3)
+    graphs = {}
+    for backend in ("vesin", "pymatgen"):
+        monkeypatch.setattr(graph_module, "_backend", lambda *args, backend=backend: backend)
+        graphs[backend] = build_graph(target, cutoff)
+    monkeypatch.undo()
     monkeypatch.setitem(sys.modules, "vesin", None)
-    without = build_graph(target, 4.5)
-    assert with_vesin.num_edges == without.num_edges > 0
-    np.testing.assert_array_equal(with_vesin.edge_src, without.edge_src)
-    np.testing.assert_array_equal(with_vesin.edge_dst, without.edge_dst)
-    np.testing.assert_array_equal(with_vesin.shifts, without.shifts)
-    np.testing.assert_allclose(with_vesin.edge_vec, without.edge_vec, atol=1e-12)
+    assert graph_module._backend(np.asarray(target.lattice.matrix), (True, True, True), cutoff) == "pymatgen"
+    graphs["no vesin"] = build_graph(target, cutoff)
+    ref = graphs["vesin"]
+    assert ref.num_edges > 0
+    for g in graphs.values():
+        assert g.num_edges == ref.num_edges
+        np.testing.assert_array_equal(g.edge_src, ref.edge_src)
+        np.testing.assert_array_equal(g.edge_dst, ref.edge_dst)
+        np.testing.assert_array_equal(g.shifts, ref.shifts)
+        np.testing.assert_allclose(g.edge_vec, ref.edge_vec, rtol=0, atol=1e-12)
+
+
+def test_backend_follows_the_cell_width():
+    """vesin where the cell is two cutoffs wide along every periodic direction, pymatgen otherwise; a direction
+    that is not periodic does not count."""
+    from matsym.graph import _backend
+
+    cell = np.diag([10.0, 10.0, 4.0])
+    assert _backend(cell, (True, True, True), 4.0) == "pymatgen"
+    assert _backend(cell, (True, True, False), 4.0) == "vesin"
+    assert _backend(cell, (True, True, True), 1.9) == "vesin"
+    sheared = np.array([[10.0, 0, 0], [9.0, 3.0, 0], [0, 0, 10.0]])  # |b| = 9.5 Å but only 3 Å between faces
+    assert _backend(sheared, (True, True, True), 2.0) == "pymatgen"
