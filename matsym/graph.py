@@ -227,6 +227,9 @@ def build_graph(obj: Any, cutoff: float, *, self_interaction: bool = False, min_
     )
 
 
+_KEY_BITS = 63  # bits of the packed sort key (int64); a lexsort takes over beyond
+
+
 def _canonical_edges(
     positions: np.ndarray,
     cell: np.ndarray | None,
@@ -254,7 +257,7 @@ def _canonical_edges(
     span = 2 * reach + 1
     node_bits = max(1, (n - 1).bit_length())
     shift_bits = max(1, (span - 1).bit_length())
-    if 2 * node_bits + 3 * shift_bits > 63 or span**3 > 1 << 20:
+    if 2 * node_bits + 3 * shift_bits > _KEY_BITS or span**3 > 1 << 20:
         if add_reverses:
             src, dst, shifts = np.concatenate([src, dst]), np.concatenate([dst, src]), np.concatenate([shifts, -shifts])
         order = np.lexsort((shifts[:, 2], shifts[:, 1], shifts[:, 0], src, dst))

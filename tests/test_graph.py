@@ -359,3 +359,19 @@ def test_backend_follows_the_cell_width():
     assert _backend(cell, (True, True, True), 1.9) == "vesin"
     sheared = np.array([[10.0, 0, 0], [9.0, 3.0, 0], [0, 0, 10.0]])  # |b| = 9.5 Å but only 3 Å between faces
     assert _backend(sheared, (True, True, True), 2.0) == "pymatgen"
+
+
+@pytest.mark.parametrize("cells", [1, 3])  # pymatgen's full list and vesin's half list
+def test_lexsort_fallback_gives_the_same_graph(monkeypatch, cells):
+    """Where the packed sort key would not fit in 63 bits, a lexsort takes over: same edges, same order."""
+    from matsym import graph as graph_module
+
+    s = perovskite() * (cells, cells, cells)
+    packed = build_graph(s, 5.0)
+    monkeypatch.setattr(graph_module, "_KEY_BITS", 0)
+    fallback = build_graph(s, 5.0)
+    assert fallback.num_edges == packed.num_edges > 0
+    for name in ("edge_src", "edge_dst", "shifts"):
+        np.testing.assert_array_equal(getattr(fallback, name), getattr(packed, name))
+        assert getattr(fallback, name).dtype == np.int64
+    np.testing.assert_allclose(fallback.edge_vec, packed.edge_vec, rtol=0, atol=1e-12)
