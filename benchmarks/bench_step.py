@@ -38,10 +38,9 @@ def pnma_pair():
 
 def make_step(search):
     """One joint-search iteration on ``search``; returns the forward time (s) of the call."""
-    import torch
 
     cfg = search.config
-    opt = torch.optim.Adam(search.network.parameters(), lr=getattr(cfg, "model_lr", 1e-2))
+    opt = search._optimizer(getattr(cfg, "model_lr", 1e-2))
     op = search.order_parameter
     op_lr = getattr(cfg, "op_lr", 1e-2)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -45,6 +45,7 @@ from e3nn import o3  # noqa: E402
 from e3nn.math import soft_one_hot_linspace  # noqa: E402
 from e3nn.nn import FullyConnectedNet, Gate  # noqa: E402
 
+from matsym import _dense  # noqa: E402
 from matsym.errors import IrrepsError  # noqa: E402
 
 __all__ = ["EdgeGeometry", "EquivariantNetwork", "NetworkConfig", "parse_irreps"]
@@ -150,6 +151,8 @@ class EdgeGeometry:
     num_nodes: int
     avg_neighbors: float
     node_attr: torch.Tensor | None = None  # [num_nodes, num_species] one-hot species, or None for one species
+    # operators that depend only on the geometry (matsym._dense), computed on first use
+    cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def from_vectors(
@@ -397,6 +400,20 @@ class EquivariantNetwork(torch.nn.Module):
                 f"the network cannot reach output irreps {missing} from hidden {irreps} with filters up to "
                 f"l={self.config.sh_lmax}; raise hidden_lmax or sh_lmax"
             )
+        # the same modules evaluated densely (matsym._dense): what forward() runs
+        self._dense_layers = torch.nn.ModuleList()
+        for layer in self.layers:
+            dense = torch.nn.ModuleDict(
+                {
+                    "conv": _dense.DenseConvolution(layer["conv"], col_map=_dense.gate_input_map(layer["gate"])),
+                    "gate": _dense.DenseGate(layer["gate"]),
+                    "square": _dense.DenseProduct(layer["square"]),
+                }
+            )
+            self._dense_layers.append(dense)
+        self._dense_output = _dense.DenseConvolution(self.output)
+        if self.layers:
+            self._dense_output_square = _dense.DenseProduct(self.output_square)
 
     @property
     def num_parameters(self) -> int:
@@ -411,11 +428,28 @@ class EquivariantNetwork(torch.nn.Module):
     def forward(self, x: torch.Tensor, geometry: EdgeGeometry, radial_weights=None) -> torch.Tensor:
         """Per-node output features.
 
+        Evaluated densely (:mod:`matsym._dense`): the same function as :meth:`forward_e3nn`, with far fewer
+        tensor operations.
+
         Args:
             x: node features in ``irreps_in`` (e3nn basis).  # [num_nodes, irreps_in.dim]
             geometry: the graph's :class:`EdgeGeometry`.
             radial_weights: optional cached result of :meth:`radial_weights` (valid while the weights are fixed).
         """
+        for i, dense in enumerate(self._dense_layers):
+            w = None if radial_weights is None else radial_weights[i]
+            x = dense["gate"](dense["conv"](x, geometry, w))
+            x = x.index_select(1, getattr(self, f"_order{i}"))
+            low = x[:, : self.layers[i].low_dim]
+            x = x + dense["square"](low, low)
+        w = None if radial_weights is None else radial_weights[-1]
+        out = self._dense_output(x, geometry, w)  # [num_nodes, irreps_out.dim]
+        if self.layers:
+            out = out + self._dense_output_square(x, x[:, : self.output_low_dim])
+        return out
+
+    def forward_e3nn(self, x: torch.Tensor, geometry: EdgeGeometry, radial_weights=None) -> torch.Tensor:
+        """:meth:`forward` evaluated by the e3nn modules themselves, path by path (the reference for tests)."""
         for i, layer in enumerate(self.layers):
             w = None if radial_weights is None else radial_weights[i]
             x = layer["gate"](layer["conv"](x, geometry, w))

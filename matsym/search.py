@@ -326,6 +326,14 @@ class OrderParameterSearch:
         pred = self.network(self._features(), self.geometry, radial)
         return ((pred - self.target_signal) ** 2).mean() / self.target_scale
 
+    def _optimizer(self, lr: float) -> torch.optim.Optimizer:
+        """Adam on the network's parameters; the fused implementation (one kernel for all of them) where this
+        torch has it."""
+        try:
+            return torch.optim.Adam(self.network.parameters(), lr=lr, fused=True)
+        except (RuntimeError, TypeError, ValueError):
+            return torch.optim.Adam(self.network.parameters(), lr=lr)
+
     # ------------------------------------------------------------------ phases
     def _optimise(
         self,
@@ -349,7 +357,7 @@ class OrderParameterSearch:
         """
         cfg = self.config
         op = self.order_parameter
-        opt = torch.optim.Adam(self.network.parameters(), lr=cfg.model_lr * lr_scale)
+        opt = self._optimizer(cfg.model_lr * lr_scale)
         op_lr = cfg.op_lr * lr_scale
         plateau = _Plateau(cfg.patience, cfg.rel_tol)
         max_decays = cfg.max_decays if decays is None else decays

@@ -100,3 +100,66 @@ def test_bad_irreps_raise_matsym_error():
         EquivariantNetwork("1x1q", SIGNAL)
     with pytest.raises(IrrepsError, match="cannot reach output irreps"):
         EquivariantNetwork("1x0e", "0e+1o+2e+3o+4e+5o+6e", NetworkConfig(layers=1, sh_lmax=2))
+
+
+def _species_geometry(config: NetworkConfig, dtype=torch.float64):
+    """A rattled 2x1x1 perovskite (Sr, Ti, O: three species) with its one-hot species."""
+    from matsym.graph import build_graph
+
+    s = _distorted_perovskite()
+    kinds = sorted({sp.symbol for sp in s.species})
+    onehot = np.eye(len(kinds))[[kinds.index(sp.symbol) for sp in s.species]]
+    return EdgeGeometry.from_graph(build_graph(s, 4.5), config, dtype=dtype, node_attr=onehot), len(kinds)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        NetworkConfig.for_output(SIGNAL),
+        NetworkConfig(layers=1, mul=3, hidden_lmax=2, sh_lmax=2),
+        NetworkConfig(layers=3, mul=2, hidden_lmax=3, sh_lmax=4, connection="uvw"),
+    ],
+    ids=["default", "one-layer", "uvw-three-layers"],
+)
+def test_dense_evaluation_equals_e3nn_path_by_path(seed, config):
+    """forward() (dense operators, matsym._dense) is the same function as e3nn's path-by-path evaluation, with the
+    same gradients for inputs and every parameter: float64, three species, to 1e-12."""
+    geo, n_species = _species_geometry(config)
+    net = EquivariantNetwork(IRREPS_IN, SIGNAL, config, num_species=n_species, dtype=torch.float64)
+    x = torch.as_tensor(_random_features(geo.num_nodes, IRREPS_IN, seed=1)).requires_grad_(True)
+    results = []
+    for evaluate in (net.forward, net.forward_e3nn):
+        net.zero_grad()
+        x.grad = None
+        out = evaluate(x, geo)
+        (out * torch.linspace(-1, 1, out.numel(), dtype=out.dtype).view_as(out)).sum().backward()
+        grads = [p.grad.clone() for p in net.parameters()]
+        results.append((out.detach(), x.grad.clone(), grads))
+    (out_d, gx_d, gp_d), (out_e, gx_e, gp_e) = results
+    assert out_e.abs().max() > 0.1  # a real output, not zeros
+    torch.testing.assert_close(out_d, out_e, rtol=0, atol=1e-12)
+    torch.testing.assert_close(gx_d, gx_e, rtol=0, atol=1e-11)
+    for a, b in zip(gp_d, gp_e, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-11)
+    # cached radial weights (e3nn's layout) give the same output
+    with torch.no_grad():
+        torch.testing.assert_close(net(x, geo, net.radial_weights(geo)), out_d, rtol=0, atol=1e-12)
+
+
+def test_dense_operators_leave_saved_weights_unchanged_and_stay_exact_when_cast(seed):
+    """The dense evaluation adds nothing to the state dict, and a network built in float32 then cast to float64 is
+    exact to 1e-12 (its Clebsch-Gordan coefficients are kept in float64, not rounded through float32)."""
+    config = NetworkConfig.for_output(SIGNAL)
+    geo, n_species = _species_geometry(config)
+    net32 = EquivariantNetwork(IRREPS_IN, SIGNAL, config, num_species=n_species)
+    ref = EquivariantNetwork(IRREPS_IN, SIGNAL, config, num_species=n_species, dtype=torch.float64)
+    assert set(net32.state_dict()) == set(ref.state_dict())
+    assert not any("dense" in key for key in net32.state_dict())
+    with torch.no_grad():  # the parameters only: e3nn's own Clebsch-Gordan buffers are in its state dict too
+        for mine, theirs in zip(ref.parameters(), net32.parameters(), strict=True):
+            mine.copy_(theirs.double())
+    x = torch.as_tensor(_random_features(geo.num_nodes, IRREPS_IN, seed=2))
+    with torch.no_grad():
+        expected = ref.forward_e3nn(x, geo)
+        got = net32.to(torch.float64)(x, geo)
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)

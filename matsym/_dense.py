@@ -1,0 +1,311 @@
+"""Dense evaluation of matsym's e3nn modules: the same parameters and the same function, far fewer operations.
+
+e3nn evaluates a tensor product path by path, with a dozen small tensor operations per path and as many again in
+the backward pass. On the small graphs of a search (tens of atoms) that per-operation overhead is nearly all of
+the cost: about 20,000 operations per step for matsym's default network. Here every tensor product is rewritten
+as a handful of dense operations:
+
+- a tensor product with shared weights (e3nn's ``FullyConnectedTensorProduct``: the species-dependent linear
+  maps and the node-wise squares) becomes one dense tensor ``T[i, j, k]`` built from the weights by a single
+  ``index_add`` (fixed indices and Clebsch-Gordan coefficients computed once), then one matrix product;
+- a convolution's tensor product with the edges' spherical harmonics becomes, per input irrep, one batched matrix
+  product with a per-edge matrix ``G[e, m1, (path, m3)]`` that contracts the Clebsch-Gordan coefficients with the
+  edge's spherical harmonics. ``G`` depends only on the geometry, so it is computed once per graph and cached on
+  the :class:`~matsym.model.EdgeGeometry`; the per-edge radial weights are then applied by one gather and one
+  product.
+
+The operators are read from the e3nn modules' own instructions (``path_weight`` and :func:`e3nn.o3.wigner_3j`),
+and the tests compare both evaluations to 1e-12 in float64. The parameters stay in the e3nn modules, so saved
+weights are unchanged.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from e3nn import o3
+
+__all__ = ["DenseConvolution", "DenseGate", "DenseProduct", "gate_input_map", "species_index"]
+
+_ZERO = 1e-13  # |Clebsch-Gordan coefficient| below this counts as an exact zero
+
+
+def _wigner(l1: int, l2: int, l3: int) -> np.ndarray:
+    return o3.wigner_3j(l1, l2, l3, dtype=torch.float64).numpy()
+
+
+def _shared_weight_operator(
+    tp: o3.TensorProduct, row_map: np.ndarray | None = None, col_map: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices and coefficients with ``T.flat[tidx] += weight[widx] * coef`` for a shared-weight product.
+
+    ``T`` has shape ``[dim_in1, dim_in2, dim_out]``; ``row_map`` / ``col_map`` renumber the ``in1`` / ``out``
+    components (``new = map[old]``).
+    """
+    d2, d3 = tp.irreps_in2.dim, tp.irreps_out.dim
+    s1, s2, s3 = tp.irreps_in1.slices(), tp.irreps_in2.slices(), tp.irreps_out.slices()
+    tidx, widx, coef = [], [], []
+    offset = 0
+    for ins in tp.instructions:
+        if ins.connection_mode != "uvw" or not ins.has_weight:
+            raise NotImplementedError(f"dense evaluation needs weighted 'uvw' paths, got {ins.connection_mode!r}")
+        mul1, ir1 = tp.irreps_in1[ins.i_in1]
+        mul2, ir2 = tp.irreps_in2[ins.i_in2]
+        mul3, ir3 = tp.irreps_out[ins.i_out]
+        w3j = _wigner(ir1.l, ir2.l, ir3.l)
+        i, j, k = np.nonzero(np.abs(w3j) > _ZERO)
+        val = w3j[i, j, k] * ins.path_weight
+        u, v, w = (a.ravel() for a in np.meshgrid(np.arange(mul1), np.arange(mul2), np.arange(mul3), indexing="ij"))
+        weight = offset + (u * mul2 + v) * mul3 + w  # e3nn's row-major view of the path's weights
+        rows = s1[ins.i_in1].start + u[:, None] * ir1.dim + i[None, :]
+        cols = s2[ins.i_in2].start + v[:, None] * ir2.dim + j[None, :]
+        outs = s3[ins.i_out].start + w[:, None] * ir3.dim + k[None, :]
+        if row_map is not None:
+            rows = row_map[rows]
+        if col_map is not None:
+            outs = col_map[outs]
+        tidx.append(((rows * d2 + cols) * d3 + outs).ravel())
+        widx.append(np.broadcast_to(weight[:, None], rows.shape).ravel())
+        coef.append(np.broadcast_to(val[None, :], rows.shape).ravel())
+        offset += mul1 * mul2 * mul3
+    if offset != tp.weight_numel:
+        raise AssertionError(f"weights counted {offset}, e3nn has {tp.weight_numel}")
+    cat = np.concatenate
+    return cat(tidx).astype(np.int64), cat(widx).astype(np.int64), cat(coef)
+
+
+class DenseProduct(torch.nn.Module):
+    """A shared-weight e3nn tensor product (``FullyConnectedTensorProduct``) evaluated densely.
+
+    ``species=True`` is for products with a one-hot species as second input (the species-dependent linear maps):
+    ``forward(x, index)`` then picks each node's species with ``index`` from :func:`species_index`.
+    """
+
+    def __init__(self, tp: o3.TensorProduct, *, species: bool = False, row_map=None, col_map=None) -> None:
+        super().__init__()
+        object.__setattr__(self, "tp", tp)  # not a submodule: the weight stays where it is saved
+        self.shape = (tp.irreps_in1.dim, tp.irreps_in2.dim, tp.irreps_out.dim)
+        self.species = species
+        tidx, widx, coef = _shared_weight_operator(tp, row_map, col_map)
+        self.register_buffer("tidx", torch.from_numpy(tidx), persistent=False)
+        self.register_buffer("widx", torch.from_numpy(widx), persistent=False)
+        self._coef64 = torch.from_numpy(coef)  # float64, not a buffer: casting the module leaves it exact
+        self._coef: dict = {}
+
+    def coef(self, like: torch.Tensor) -> torch.Tensor:
+        key = (like.dtype, like.device)
+        if key not in self._coef:
+            self._coef[key] = self._coef64.to(dtype=like.dtype, device=like.device)
+        return self._coef[key]
+
+    def tensor(self) -> torch.Tensor:
+        """The dense ``T[i, j, k]`` of the current weights."""
+        weight = self.tp.weight
+        flat = weight.new_zeros(self.shape[0] * self.shape[1] * self.shape[2])
+        flat = flat.index_add(0, self.tidx, weight.index_select(0, self.widx) * self.coef(weight))
+        return flat.view(self.shape)
+
+    def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
+        d1, d2, d3 = self.shape
+        t = self.tensor()
+        if self.species:  # x2: flat index n * num_species + species(n)
+            if d2 == 1:
+                return x1 @ t.view(d1, d3)
+            return (x1 @ t.view(d1, d2 * d3)).view(-1, d3).index_select(0, x2)
+        outer = (x1.unsqueeze(2) * x2.unsqueeze(1)).reshape(x1.shape[0], d1 * d2)
+        return outer @ t.view(d1 * d2, d3)
+
+
+def species_index(geometry) -> torch.Tensor:
+    """``n * num_species + species(n)`` per node (cached on the geometry), for :class:`DenseProduct`."""
+    key = ("species_index",)
+    cached = geometry.cache.get(key)
+    if cached is None:
+        attr = geometry.node_attr
+        n = geometry.num_nodes
+        if attr is None:
+            cached = torch.arange(n, device=geometry.edge_src.device)
+        else:
+            cached = torch.arange(n, device=attr.device) * attr.shape[1] + attr.argmax(dim=1)
+        geometry.cache[key] = cached
+    return cached
+
+
+class DenseConvolution(torch.nn.Module):
+    """:class:`matsym.model._Convolution` evaluated densely (same modules, same parameters).
+
+    ``col_map`` renumbers the output components (used to hand a gate its scalars, gates and gated features in
+    three contiguous blocks).
+    """
+
+    def __init__(self, conv, col_map: np.ndarray | None = None) -> None:
+        super().__init__()
+        object.__setattr__(self, "conv", conv)  # not a submodule: the parameters stay where they are saved
+        tp = conv.tp
+        self.mode = {ins.connection_mode for ins in tp.instructions}
+        if not self.mode <= {"uvu", "uvw"} or len(self.mode) != 1:
+            raise NotImplementedError(f"dense convolution needs one of 'uvu', 'uvw', got {self.mode}")
+        self.mode = self.mode.pop()
+        if any(mul != 1 for mul, _ in tp.irreps_in2):
+            raise NotImplementedError("dense convolution needs one copy of each spherical harmonic")
+        s1, s3 = tp.irreps_in1.slices(), tp.irreps_out.slices()
+        # Groups of paths sharing an input irrep: one batched product each. The messages come out in the layout
+        # (group, u, path, m3) for 'uvu' and in e3nn's (path, w, m3) for 'uvw'; mid_map[ours] = e3nn's index.
+        self.groups: list[dict] = []
+        mid_map: list[np.ndarray] = []
+        weight_index: list[np.ndarray] = []
+        offsets = np.cumsum([0] + [int(np.prod(ins.path_shape)) for ins in tp.instructions])
+        for i1, (mul1, ir1) in enumerate(tp.irreps_in1):
+            paths = [t for t, ins in enumerate(tp.instructions) if ins.i_in1 == i1]
+            if not paths:
+                continue
+            dims = [tp.irreps_out[tp.instructions[t].i_out].ir.dim for t in paths]
+            width = sum(dims)
+            self.groups.append(
+                {"start": s1[i1].start, "mul": mul1, "dim": ir1.dim, "paths": paths, "dims": dims, "width": width}
+            )
+            if self.mode == "uvu":
+                for u in range(mul1):
+                    for t, d in zip(paths, dims, strict=True):
+                        out = s3[tp.instructions[t].i_out]
+                        mid_map.append(out.start + u * d + np.arange(d))
+                        weight_index.append(np.full(d, offsets[t] + u))
+        if self.mode == "uvu":
+            ours = np.concatenate(mid_map)
+            self.register_buffer("widx", torch.from_numpy(np.concatenate(weight_index)), persistent=False)
+            row_map = np.empty_like(ours)
+            row_map[ours] = np.arange(len(ours))
+        else:
+            row_map = None
+            self.weight_offsets = [int(x) for x in offsets]
+        self.self_interaction = DenseProduct(conv.self_interaction, species=True, col_map=col_map)
+        self.linear = DenseProduct(conv.linear, species=True, row_map=row_map, col_map=col_map)
+        last = conv.radial[-1]
+        if last.act is not None:
+            raise NotImplementedError("the radial network's last layer must be linear")
+        self.radial_scale = 1.0 / float((last.h_in * last.var_in / last.var_out) ** 0.5)  # e3nn's normalisation
+
+    def _edge_operators(self, geometry, dtype: torch.dtype) -> list[torch.Tensor]:
+        """Per group, ``G[e, m1, (path, m3)]`` = path weight x CG contracted with the edge's spherical harmonics,
+        divided by sqrt(avg_neighbors). Fixed for a graph: cached on it."""
+        key = ("dense_conv", id(self.conv), dtype)
+        cached = geometry.cache.get(key)
+        if cached is not None:
+            return cached
+        tp = self.conv.tp
+        s2 = tp.irreps_in2.slices()
+        sh = geometry.edge_sh.to(torch.float64)
+        norm = 1.0 / np.sqrt(geometry.avg_neighbors)
+        operators = []
+        for group in self.groups:
+            blocks = []
+            for t in group["paths"]:
+                ins = tp.instructions[t]
+                ir1, ir2, ir3 = tp.irreps_in1[ins.i_in1].ir, tp.irreps_in2[ins.i_in2].ir, tp.irreps_out[ins.i_out].ir
+                w3j = torch.from_numpy(_wigner(ir1.l, ir2.l, ir3.l)) * (ins.path_weight * norm)
+                y = sh[:, s2[ins.i_in2]]  # [E, d2]
+                blocks.append(torch.einsum("ej,ijk->eik", y, w3j))  # [E, d1, d3]
+            operators.append(torch.cat(blocks, dim=2).to(dtype).contiguous())
+        geometry.cache[key] = operators
+        return operators
+
+    def _edge_weights(self, geometry) -> torch.Tensor:
+        """The radial network's weights, for 'uvu' already spread over the messages' components (the last layer's
+        matrix is gathered, [hidden, weight_numel] -> [hidden, message dim], instead of its [E, ...] output)."""
+        radial = self.conv.radial
+        if self.mode != "uvu":
+            return radial(geometry.edge_radial)
+        h = geometry.edge_radial
+        for layer in list(radial)[:-1]:
+            h = layer(h)
+        return h @ (radial[-1].weight.index_select(1, self.widx) * self.radial_scale)
+
+    def forward(self, x: torch.Tensor, geometry, radial_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``radial_weight``: optional, the radial network's output in e3nn's layout ([E, weight_numel])."""
+        conv = self.conv
+        if radial_weight is None:
+            spread = self._edge_weights(geometry)
+        else:
+            spread = radial_weight.index_select(1, self.widx) if self.mode == "uvu" else radial_weight
+        radial_weight = spread
+        operators = self._edge_operators(geometry, x.dtype)
+        x_src = x.index_select(0, geometry.edge_src)
+        e = x_src.shape[0]
+        parts = []
+        for group, g in zip(self.groups, operators, strict=True):
+            block = x_src[:, group["start"] : group["start"] + group["mul"] * group["dim"]]
+            if group["dim"] == 1:  # an outer product: broadcasting beats a batched product of 1-column matrices
+                z = block.unsqueeze(2) * g  # [E, mul, width]
+            else:
+                z = torch.bmm(block.reshape(e, group["mul"], group["dim"]), g)  # [E, mul, width]
+            if self.mode == "uvu":
+                parts.append(z.reshape(e, -1))
+                continue
+            start = 0
+            for t, d in zip(group["paths"], group["dims"], strict=True):
+                ins = conv.tp.instructions[t]
+                mul1, _, mul3 = ins.path_shape
+                w = radial_weight[:, self.weight_offsets[t] : self.weight_offsets[t + 1]].view(e, mul1, mul3)
+                parts.append(torch.bmm(w.transpose(1, 2), z[:, :, start : start + d]).reshape(e, -1))
+                start += d
+        if self.mode == "uvu":
+            messages = (torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]) * radial_weight
+        else:
+            messages = self._uvw_layout(parts)
+        summed = messages.new_zeros(geometry.num_nodes, messages.shape[1]).index_add_(0, geometry.edge_dst, messages)
+        index = species_index(geometry)
+        return self.self_interaction(x, index) + self.linear(summed, index)
+
+    def _uvw_layout(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        # parts are in group order; e3nn's layout is in instruction order
+        order = [t for group in self.groups for t in group["paths"]]
+        by_path = dict(zip(order, parts, strict=True))
+        return torch.cat([by_path[t] for t in sorted(by_path)], dim=1)
+
+
+class DenseGate(torch.nn.Module):
+    """e3nn's ``Gate`` on input already split as ``[scalars | gates | gated]`` (see :func:`gate_input_map`)."""
+
+    def __init__(self, gate) -> None:
+        super().__init__()
+        object.__setattr__(self, "gate", gate)  # not a submodule
+        self.n_scalars = gate.irreps_scalars.dim
+        self.n_gates = gate.irreps_gates.dim
+        gated_dim = gate.irreps_gated.dim
+        # e3nn multiplies each gated component by one gate (an element-wise product): read which, and the factor
+        with torch.no_grad():
+            ones_gated = torch.ones(1, gated_dim, dtype=torch.float64)
+            ones_gates = torch.ones(1, self.n_gates, dtype=torch.float64)
+            mul = copy.deepcopy(gate.mul).to(torch.float64)
+            factor = mul(ones_gated, ones_gates)[0]
+            which = mul(ones_gated, torch.arange(1.0, self.n_gates + 1, dtype=torch.float64)[None])[0] / factor
+        self.register_buffer("gidx", (which.round() - 1).long(), persistent=False)
+        self.register_buffer("factor", factor.to(torch.get_default_dtype()), persistent=False)
+        self.unit = bool(torch.allclose(factor, torch.ones_like(factor), rtol=0, atol=1e-12))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        a, b = self.n_scalars, self.n_scalars + self.n_gates
+        scalars = self.gate.act_scalars(y[:, :a])
+        if b == a:
+            return scalars
+        gates = self.gate.act_gates(y[:, a:b]).index_select(1, self.gidx)
+        gated = y[:, b:] * gates
+        if not self.unit:
+            gated = gated * self.factor
+        return torch.cat([scalars, gated], dim=1)
+
+
+def gate_input_map(gate) -> np.ndarray:
+    """``new[old]``: position of each of the gate's input components in the layout ``[scalars | gates | gated]``."""
+    dim = gate.irreps_in.dim
+    with torch.no_grad():
+        probe = torch.arange(dim, dtype=torch.float64)[None]
+        parts = copy.deepcopy(gate.sc).to(torch.float64)(probe)
+    order = torch.cat([p[0] for p in parts]).round().long().numpy()
+    if sorted(order.tolist()) != list(range(dim)):
+        raise NotImplementedError("the gate's inputs are not a permutation of scalars, gates and gated features")
+    new = np.empty(dim, dtype=np.int64)
+    new[order] = np.arange(dim)
+    return new
