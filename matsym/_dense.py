@@ -79,16 +79,30 @@ def _shared_weight_operator(
 class DenseProduct(torch.nn.Module):
     """A shared-weight e3nn tensor product (``FullyConnectedTensorProduct``) evaluated densely.
 
-    ``species=True`` is for products with a one-hot species as second input (the species-dependent linear maps):
-    ``forward(x, index)`` then picks each node's species with ``index`` from :func:`species_index`.
+    Several products with the same second input and output can be stacked along the first input (``tps`` a
+    list): ``forward`` then takes their first inputs concatenated and returns the sum of their outputs, from one
+    matrix product. ``species=True`` is for products with a one-hot species as second input (the species-dependent
+    linear maps): ``forward(x, index)`` then picks each node's species with ``index`` from :func:`species_index`.
+    ``row_maps`` (one per product, or None) and ``col_map`` renumber first-input and output components.
     """
 
-    def __init__(self, tp: o3.TensorProduct, *, species: bool = False, row_map=None, col_map=None) -> None:
+    def __init__(self, tps, *, species: bool = False, row_maps=None, col_map=None) -> None:
         super().__init__()
-        object.__setattr__(self, "tp", tp)  # not a submodule: the weight stays where it is saved
-        self.shape = (tp.irreps_in1.dim, tp.irreps_in2.dim, tp.irreps_out.dim)
+        tps = list(tps) if isinstance(tps, (list, tuple)) else [tps]
+        object.__setattr__(self, "tps", tps)  # not submodules: the weights stay where they are saved
+        d2, d3 = tps[0].irreps_in2.dim, tps[0].irreps_out.dim
+        if any(tp.irreps_in2.dim != d2 or tp.irreps_out.dim != d3 for tp in tps):
+            raise ValueError("stacked products need the same second input and output")
+        self.shape = (sum(tp.irreps_in1.dim for tp in tps), d2, d3)
         self.species = species
-        tidx, widx, coef = _shared_weight_operator(tp, row_map, col_map)
+        row_maps = row_maps if row_maps is not None else [None] * len(tps)
+        parts, rows, weights = [], 0, 0
+        for tp, row_map in zip(tps, row_maps, strict=True):
+            tidx, widx, coef = _shared_weight_operator(tp, row_map, col_map)
+            parts.append((tidx + rows * d2 * d3, widx + weights, coef))
+            rows += tp.irreps_in1.dim
+            weights += tp.weight_numel
+        tidx, widx, coef = (np.concatenate(column) for column in zip(*parts, strict=True))
         self.register_buffer("tidx", torch.from_numpy(tidx), persistent=False)
         self.register_buffer("widx", torch.from_numpy(widx), persistent=False)
         self._coef64 = torch.from_numpy(coef)  # float64, not a buffer: casting the module leaves it exact
@@ -102,7 +116,7 @@ class DenseProduct(torch.nn.Module):
 
     def tensor(self) -> torch.Tensor:
         """The dense ``T[i, j, k]`` of the current weights."""
-        weight = self.tp.weight
+        weight = self.tps[0].weight if len(self.tps) == 1 else torch.cat([tp.weight for tp in self.tps])
         flat = weight.new_zeros(self.shape[0] * self.shape[1] * self.shape[2])
         flat = flat.index_add(0, self.tidx, weight.index_select(0, self.widx) * self.coef(weight))
         return flat.view(self.shape)
@@ -163,8 +177,17 @@ class DenseConvolution(torch.nn.Module):
                 continue
             dims = [tp.irreps_out[tp.instructions[t].i_out].ir.dim for t in paths]
             width = sum(dims)
+            cols = sum(g["mul"] * g["width"] for g in self.groups)
             self.groups.append(
-                {"start": s1[i1].start, "mul": mul1, "dim": ir1.dim, "paths": paths, "dims": dims, "width": width}
+                {
+                    "start": s1[i1].start,
+                    "mul": mul1,
+                    "dim": ir1.dim,
+                    "paths": paths,
+                    "dims": dims,
+                    "width": width,
+                    "cols": (cols, cols + mul1 * width),  # 'uvu': this group's columns of the messages
+                }
             )
             if self.mode == "uvu":
                 for u in range(mul1):
@@ -180,8 +203,10 @@ class DenseConvolution(torch.nn.Module):
         else:
             row_map = None
             self.weight_offsets = [int(x) for x in offsets]
-        self.self_interaction = DenseProduct(conv.self_interaction, species=True, col_map=col_map)
-        self.linear = DenseProduct(conv.linear, species=True, row_map=row_map, col_map=col_map)
+        # self-interaction of the node's features and linear map of its messages: one species-dependent product
+        self.linear = DenseProduct(
+            [conv.self_interaction, conv.linear], species=True, row_maps=[None, row_map], col_map=col_map
+        )
         last = conv.radial[-1]
         if last.act is not None:
             raise NotImplementedError("the radial network's last layer must be linear")
@@ -255,8 +280,7 @@ class DenseConvolution(torch.nn.Module):
         else:
             messages = self._uvw_layout(parts)
         summed = messages.new_zeros(geometry.num_nodes, messages.shape[1]).index_add_(0, geometry.edge_dst, messages)
-        index = species_index(geometry)
-        return self.self_interaction(x, index) + self.linear(summed, index)
+        return self.linear(torch.cat([x, summed], dim=1), species_index(geometry))
 
     def _uvw_layout(self, parts: list[torch.Tensor]) -> torch.Tensor:
         # parts are in group order; e3nn's layout is in instruction order
@@ -265,36 +289,84 @@ class DenseConvolution(torch.nn.Module):
         return torch.cat([by_path[t] for t in sorted(by_path)], dim=1)
 
 
-class DenseGate(torch.nn.Module):
-    """e3nn's ``Gate`` on input already split as ``[scalars | gates | gated]`` (see :func:`gate_input_map`)."""
+def _activation_groups(activation) -> tuple[list[tuple[int, int, object]], np.ndarray]:
+    """Blocks of an e3nn scalar ``Activation`` grouped by function: ``[(start, stop, act)]`` in a new layout,
+    and ``new[old]`` for its components."""
+    groups: dict[tuple, list[np.ndarray]] = {}
+    acts: dict[tuple, object] = {}
+    index = 0
+    for mul, (l, _), act in activation.paths:
+        if l != 0 or act is None:
+            raise NotImplementedError("dense gates need an activation on every scalar")
+        key = (act.f, float(act.cst), bool(act._is_id))
+        groups.setdefault(key, []).append(np.arange(index, index + mul))
+        acts[key] = act
+        index += mul
+    order, spans, start = [], [], 0
+    for key, blocks in groups.items():
+        members = np.concatenate(blocks)
+        order.append(members)
+        spans.append((start, start + len(members), acts[key]))
+        start += len(members)
+    old = np.concatenate(order) if order else np.zeros(0, dtype=np.int64)
+    new = np.empty(len(old), dtype=np.int64)
+    new[old] = np.arange(len(old))
+    return spans, new
 
-    def __init__(self, gate) -> None:
+
+def _apply(act, x: torch.Tensor) -> torch.Tensor:
+    return act.f(x) if act._is_id else act.f(x) * act.cst
+
+
+class DenseGate(torch.nn.Module):
+    """e3nn's ``Gate``, on the input layout of :meth:`input_map`, with its output put in the order ``order``
+    (``out[:, p] = e3nn_out[:, order[p]]``).
+
+    The scalars and the gates are grouped by activation function, so that each function is applied once to a
+    contiguous block; each gated component is multiplied by its gate through one gather.
+    """
+
+    def __init__(self, gate, order: torch.Tensor | None = None) -> None:
         super().__init__()
         object.__setattr__(self, "gate", gate)  # not a submodule
         self.n_scalars = gate.irreps_scalars.dim
         self.n_gates = gate.irreps_gates.dim
         gated_dim = gate.irreps_gated.dim
+        self.scalar_spans, scalar_new = _activation_groups(gate.act_scalars)
+        if self.n_gates:
+            self.gate_spans, gate_new = _activation_groups(gate.act_gates)
+        else:
+            self.gate_spans, gate_new = [], np.zeros(0, dtype=np.int64)
         # e3nn multiplies each gated component by one gate (an element-wise product): read which, and the factor
         with torch.no_grad():
-            ones_gated = torch.ones(1, gated_dim, dtype=torch.float64)
-            ones_gates = torch.ones(1, self.n_gates, dtype=torch.float64)
             mul = copy.deepcopy(gate.mul).to(torch.float64)
-            factor = mul(ones_gated, ones_gates)[0]
+            ones_gated = torch.ones(1, gated_dim, dtype=torch.float64)
+            factor = mul(ones_gated, torch.ones(1, self.n_gates, dtype=torch.float64))[0]
             which = mul(ones_gated, torch.arange(1.0, self.n_gates + 1, dtype=torch.float64)[None])[0] / factor
-        self.register_buffer("gidx", (which.round() - 1).long(), persistent=False)
-        self.register_buffer("factor", factor.to(torch.get_default_dtype()), persistent=False)
-        self.unit = bool(torch.allclose(factor, torch.ones_like(factor), rtol=0, atol=1e-12))
+        if not torch.allclose(factor, torch.ones_like(factor), rtol=0, atol=1e-12):
+            raise NotImplementedError("dense gates need e3nn's element-wise product to be a plain product")
+        gidx = gate_new[(which.round() - 1).long().numpy()] if self.n_gates else np.zeros(0, dtype=np.int64)
+        self.register_buffer("gidx", torch.from_numpy(gidx), persistent=False)
+        # input: e3nn's sorted layout -> [scalars by activation | gates by activation | gated]
+        split = gate_input_map(gate)  # new[old] into [scalars | gates | gated]
+        regroup = np.concatenate(
+            [scalar_new, self.n_scalars + gate_new, self.n_scalars + self.n_gates + np.arange(gated_dim)]
+        )
+        self.input_map = regroup[split]
+        # output: ours is [scalars by activation | gated]; e3nn's is [scalars | gated]
+        e3nn_to_ours = np.concatenate([scalar_new, self.n_scalars + np.arange(gated_dim)])
+        final = np.arange(len(e3nn_to_ours)) if order is None else order.cpu().numpy()
+        self.register_buffer("out_index", torch.from_numpy(e3nn_to_ours[final]), persistent=False)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        a, b = self.n_scalars, self.n_scalars + self.n_gates
-        scalars = self.gate.act_scalars(y[:, :a])
-        if b == a:
-            return scalars
-        gates = self.gate.act_gates(y[:, a:b]).index_select(1, self.gidx)
-        gated = y[:, b:] * gates
-        if not self.unit:
-            gated = gated * self.factor
-        return torch.cat([scalars, gated], dim=1)
+        parts = [_apply(act, y[:, a:b]) for a, b, act in self.scalar_spans]
+        if self.n_gates:
+            base = self.n_scalars
+            gates = [_apply(act, y[:, base + a : base + b]) for a, b, act in self.gate_spans]
+            gates = gates[0] if len(gates) == 1 else torch.cat(gates, dim=1)
+            parts.append(y[:, self.n_scalars + self.n_gates :] * gates.index_select(1, self.gidx))
+        out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        return out.index_select(1, self.out_index)
 
 
 def gate_input_map(gate) -> np.ndarray:

@@ -402,11 +402,12 @@ class EquivariantNetwork(torch.nn.Module):
             )
         # the same modules evaluated densely (matsym._dense): what forward() runs
         self._dense_layers = torch.nn.ModuleList()
-        for layer in self.layers:
+        for i, layer in enumerate(self.layers):
+            gate = _dense.DenseGate(layer["gate"], order=getattr(self, f"_order{i}"))
             dense = torch.nn.ModuleDict(
                 {
-                    "conv": _dense.DenseConvolution(layer["conv"], col_map=_dense.gate_input_map(layer["gate"])),
-                    "gate": _dense.DenseGate(layer["gate"]),
+                    "conv": _dense.DenseConvolution(layer["conv"], col_map=gate.input_map),
+                    "gate": gate,
                     "square": _dense.DenseProduct(layer["square"]),
                 }
             )
@@ -438,8 +439,7 @@ class EquivariantNetwork(torch.nn.Module):
         """
         for i, dense in enumerate(self._dense_layers):
             w = None if radial_weights is None else radial_weights[i]
-            x = dense["gate"](dense["conv"](x, geometry, w))
-            x = x.index_select(1, getattr(self, f"_order{i}"))
+            x = dense["gate"](dense["conv"](x, geometry, w))  # already in the sorted layout
             low = x[:, : self.layers[i].low_dim]
             x = x + dense["square"](low, low)
         w = None if radial_weights is None else radial_weights[-1]
