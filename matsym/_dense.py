@@ -154,6 +154,8 @@ class DenseConvolution(torch.nn.Module):
     three contiguous blocks).
     """
 
+    GROUPED_FROM_EDGES = 1000  # see forward(); crossover measured on Pnma supercells (608 edges: fused faster)
+
     def __init__(self, conv, col_map: np.ndarray | None = None) -> None:
         super().__init__()
         object.__setattr__(self, "conv", conv)  # not a submodule: the parameters stay where they are saved
@@ -236,28 +238,37 @@ class DenseConvolution(torch.nn.Module):
         geometry.cache[key] = operators
         return operators
 
-    def _edge_weights(self, geometry) -> torch.Tensor:
-        """The radial network's weights, for 'uvu' already spread over the messages' components (the last layer's
-        matrix is gathered, [hidden, weight_numel] -> [hidden, message dim], instead of its [E, ...] output)."""
+    def _radial_hidden(self, geometry) -> tuple[torch.Tensor, torch.Tensor]:
+        """The radial network up to its last (linear) layer, and that layer's matrix with e3nn's normalisation."""
         radial = self.conv.radial
-        if self.mode != "uvu":
-            return radial(geometry.edge_radial)
         h = geometry.edge_radial
         for layer in list(radial)[:-1]:
             h = layer(h)
-        return h @ (radial[-1].weight.index_select(1, self.widx) * self.radial_scale)
+        return h, radial[-1].weight * self.radial_scale
 
     def forward(self, x: torch.Tensor, geometry, radial_weight: torch.Tensor | None = None) -> torch.Tensor:
-        """``radial_weight``: optional, the radial network's output in e3nn's layout ([E, weight_numel])."""
+        """``radial_weight``: optional, the radial network's output in e3nn's layout ([E, weight_numel]).
+
+        'uvu' messages are weighted in one of two ways, whichever was faster: on small graphs all groups at once
+        (one product of the radial network's last layer, gathered over the message components, one product and
+        one sum over edges: fewest operations); from ``GROUPED_FROM_EDGES`` edges on, group by group (no
+        [E, all components] tensors, whose memory traffic dominates on large graphs).
+        """
         conv = self.conv
-        if radial_weight is None:
-            spread = self._edge_weights(geometry)
-        else:
-            spread = radial_weight.index_select(1, self.widx) if self.mode == "uvu" else radial_weight
-        radial_weight = spread
         operators = self._edge_operators(geometry, x.dtype)
         x_src = x.index_select(0, geometry.edge_src)
         e = x_src.shape[0]
+        grouped = self.mode == "uvu" and e >= self.GROUPED_FROM_EDGES
+        hidden = last = spread = None
+        if self.mode == "uvu" and radial_weight is None:
+            hidden, last = self._radial_hidden(geometry)
+            if not grouped:
+                spread = hidden @ last.index_select(1, self.widx)
+        elif self.mode == "uvu":
+            if not grouped:
+                spread = radial_weight.index_select(1, self.widx)
+        elif radial_weight is None:
+            radial_weight = conv.radial(geometry.edge_radial)
         parts = []
         for group, g in zip(self.groups, operators, strict=True):
             block = x_src[:, group["start"] : group["start"] + group["mul"] * group["dim"]]
@@ -265,21 +276,32 @@ class DenseConvolution(torch.nn.Module):
                 z = block.unsqueeze(2) * g  # [E, mul, width]
             else:
                 z = torch.bmm(block.reshape(e, group["mul"], group["dim"]), g)  # [E, mul, width]
-            if self.mode == "uvu":
+            if grouped:
+                widx = self.widx[group["cols"][0] : group["cols"][1]]
+                if radial_weight is None:
+                    w = hidden @ last.index_select(1, widx)
+                else:
+                    w = radial_weight.index_select(1, widx)
+                msg = z.reshape(e, -1) * w
+                parts.append(msg.new_zeros(geometry.num_nodes, msg.shape[1]).index_add_(0, geometry.edge_dst, msg))
+            elif self.mode == "uvu":
                 parts.append(z.reshape(e, -1))
-                continue
-            start = 0
-            for t, d in zip(group["paths"], group["dims"], strict=True):
-                ins = conv.tp.instructions[t]
-                mul1, _, mul3 = ins.path_shape
-                w = radial_weight[:, self.weight_offsets[t] : self.weight_offsets[t + 1]].view(e, mul1, mul3)
-                parts.append(torch.bmm(w.transpose(1, 2), z[:, :, start : start + d]).reshape(e, -1))
-                start += d
-        if self.mode == "uvu":
-            messages = (torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]) * radial_weight
+            else:
+                start = 0
+                for t, d in zip(group["paths"], group["dims"], strict=True):
+                    mul1, _, mul3 = conv.tp.instructions[t].path_shape
+                    w = radial_weight[:, self.weight_offsets[t] : self.weight_offsets[t + 1]].view(e, mul1, mul3)
+                    parts.append(torch.bmm(w.transpose(1, 2), z[:, :, start : start + d]).reshape(e, -1))
+                    start += d
+        if grouped:
+            summed = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         else:
-            messages = self._uvw_layout(parts)
-        summed = messages.new_zeros(geometry.num_nodes, messages.shape[1]).index_add_(0, geometry.edge_dst, messages)
+            if self.mode == "uvu":
+                messages = (torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]) * spread
+            else:
+                messages = self._uvw_layout(parts)
+            summed = messages.new_zeros(geometry.num_nodes, messages.shape[1])
+            summed = summed.index_add_(0, geometry.edge_dst, messages)
         return self.linear(torch.cat([x, summed], dim=1), species_index(geometry))
 
     def _uvw_layout(self, parts: list[torch.Tensor]) -> torch.Tensor:

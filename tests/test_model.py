@@ -121,9 +121,14 @@ def _species_geometry(config: NetworkConfig, dtype=torch.float64):
     ],
     ids=["default", "one-layer", "uvw-three-layers"],
 )
-def test_dense_evaluation_equals_e3nn_path_by_path(seed, config):
+@pytest.mark.parametrize("grouped", [False, True], ids=["fused", "grouped"])
+def test_dense_evaluation_equals_e3nn_path_by_path(seed, config, grouped, monkeypatch):
     """forward() (dense operators, matsym._dense) is the same function as e3nn's path-by-path evaluation, with the
-    same gradients for inputs and every parameter: float64, three species, to 1e-12."""
+    same gradients for inputs and every parameter: float64, three species, to 1e-12. Both ways of weighting the
+    messages (all at once on small graphs, group by group on large ones) are checked."""
+    from matsym._dense import DenseConvolution
+
+    monkeypatch.setattr(DenseConvolution, "GROUPED_FROM_EDGES", 0 if grouped else 10**9)
     geo, n_species = _species_geometry(config)
     net = EquivariantNetwork(IRREPS_IN, SIGNAL, config, num_species=n_species, dtype=torch.float64)
     x = torch.as_tensor(_random_features(geo.num_nodes, IRREPS_IN, seed=1)).requires_grad_(True)
