@@ -73,13 +73,22 @@ def time_steps(step, *, warmup: int, repeats: int, budget_s: float) -> tuple[lis
     return steps, forwards
 
 
+_ENTERED: list = []
+
+
 def set_threads(search) -> int:
-    """Use the thread count the search itself would use; return it."""
+    """Enter the runtime settings the search itself uses (threads, subnormal flushing) for the rest of the process;
+    return the thread count."""
     import torch
 
-    n = getattr(search.config, "threads", None)
-    if n:
-        torch.set_num_threads(int(n))
+    if hasattr(search, "runtime"):
+        runtime = search.runtime()
+        runtime.__enter__()  # left on: the benchmark process times nothing else
+        _ENTERED.append(runtime)  # a generator context manager collected early would exit (and undo) itself
+    else:  # commits before OrderParameterSearch.runtime()
+        n = getattr(search.config, "threads", None)
+        if n:
+            torch.set_num_threads(int(n))
     return torch.get_num_threads()
 
 

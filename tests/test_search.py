@@ -6,6 +6,7 @@ Fast settings: the default small network and step budgets; each search takes a f
 from __future__ import annotations
 
 import json
+import platform
 
 import numpy as np
 import pytest
@@ -178,6 +179,23 @@ def test_weights_round_trip_and_loading_executes_no_code(square_pair, tmp_path):
     with pytest.raises(Exception) as info:
         other.load_weights(evil)
     assert not isinstance(info.value, SystemExit)
+
+
+def test_runtime_sets_threads_and_flushes_subnormals_then_restores(square_pair):
+    import torch
+
+    square, rectangle = square_pair
+    search = OrderParameterSearch(square, rectangle, irreps="0e", threads=1)
+    before = torch.get_num_threads()
+    subnormal = torch.tensor([1e-40], dtype=torch.float32)
+    assert float(subnormal * 1.0) != 0.0  # PyTorch's default: subnormals kept
+    with search.runtime():
+        assert torch.get_num_threads() == 1
+        flushed = float(subnormal * 1.0) == 0.0
+    assert torch.get_num_threads() == before
+    assert float(subnormal * 1.0) != 0.0  # flushing switched off again
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        assert flushed  # x86 supports flush-to-zero: the search's arithmetic runs without subnormals
 
 
 def test_nothing_to_find(pnma_pair):
