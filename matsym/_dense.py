@@ -21,8 +21,6 @@ weights are unchanged.
 
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import torch
 from e3nn import o3
@@ -360,11 +358,13 @@ class DenseGate(torch.nn.Module):
         else:
             self.gate_spans, gate_new = [], np.zeros(0, dtype=np.int64)
         # e3nn multiplies each gated component by one gate (an element-wise product): read which, and the factor
+        # (called in the module's own dtype: a deepcopy of an e3nn module imports torch._dynamo, 1.4 s; the values
+        # involved, ones and small integers, are exact in any float dtype)
+        dtype = next((b.dtype for b in gate.mul.buffers() if b.is_floating_point()), torch.get_default_dtype())
         with torch.no_grad():
-            mul = copy.deepcopy(gate.mul).to(torch.float64)
-            ones_gated = torch.ones(1, gated_dim, dtype=torch.float64)
-            factor = mul(ones_gated, torch.ones(1, self.n_gates, dtype=torch.float64))[0]
-            which = mul(ones_gated, torch.arange(1.0, self.n_gates + 1, dtype=torch.float64)[None])[0] / factor
+            ones_gated = torch.ones(1, gated_dim, dtype=dtype)
+            factor = gate.mul(ones_gated, torch.ones(1, self.n_gates, dtype=dtype))[0].double()
+            which = gate.mul(ones_gated, torch.arange(1.0, self.n_gates + 1, dtype=dtype)[None])[0].double() / factor
         if not torch.allclose(factor, torch.ones_like(factor), rtol=0, atol=1e-12):
             raise NotImplementedError("dense gates need e3nn's element-wise product to be a plain product")
         gidx = gate_new[(which.round() - 1).long().numpy()] if self.n_gates else np.zeros(0, dtype=np.int64)
@@ -396,7 +396,7 @@ def gate_input_map(gate) -> np.ndarray:
     dim = gate.irreps_in.dim
     with torch.no_grad():
         probe = torch.arange(dim, dtype=torch.float64)[None]
-        parts = copy.deepcopy(gate.sc).to(torch.float64)(probe)
+        parts = gate.sc(probe)  # e3nn's Extract only slices: no weights, any dtype (and no deepcopy: see DenseGate)
     order = torch.cat([p[0] for p in parts]).round().long().numpy()
     if sorted(order.tolist()) != list(range(dim)):
         raise NotImplementedError("the gate's inputs are not a permutation of scalars, gates and gated features")

@@ -50,6 +50,11 @@ from matsym.errors import IrrepsError  # noqa: E402
 
 __all__ = ["EdgeGeometry", "EquivariantNetwork", "NetworkConfig", "parse_irreps"]
 
+# e3nn's own evaluation of the tensor products (generated code) serves only :meth:`EquivariantNetwork.forward_e3nn`,
+# the reference that tests the dense evaluation. Optimising its einsums (opt_einsum_fx) took 1.6 s of the 4.7 s that
+# building the default search network cost, for nothing matsym runs: leave them as generated.
+_E3NN_TP = {"_optimize_einsums": False}
+
 
 def parse_irreps(irreps: str | o3.Irreps, what: str = "irreps") -> o3.Irreps:
     """Parse an e3nn irreps string, raising :class:`IrrepsError` with the offending text on failure."""
@@ -244,7 +249,7 @@ class _Convolution(torch.nn.Module):
         # species-dependent linear maps (a tensor product with the one-hot species): messages arriving at two sites
         # from equal distances can be treated differently when the receiving species differ
         irreps_attr = o3.Irreps(f"{num_species}x0e")
-        self.self_interaction = o3.FullyConnectedTensorProduct(irreps_in, irreps_attr, irreps_out)
+        self.self_interaction = o3.FullyConnectedTensorProduct(irreps_in, irreps_attr, irreps_out, **_E3NN_TP)
         irreps_mid = []
         instructions = []
         for i, (mul, ir_in) in enumerate(irreps_in):
@@ -265,9 +270,10 @@ class _Convolution(torch.nn.Module):
             instructions,
             shared_weights=False,
             internal_weights=False,
+            **_E3NN_TP,
         )
         self.radial = FullyConnectedNet([n_basis, *radial_neurons, self.tp.weight_numel], torch.nn.functional.silu)
-        self.linear = o3.FullyConnectedTensorProduct(irreps_mid, irreps_attr, irreps_out)
+        self.linear = o3.FullyConnectedTensorProduct(irreps_mid, irreps_attr, irreps_out, **_E3NN_TP)
 
     def forward(self, x: torch.Tensor, geometry: EdgeGeometry, radial_weight=None) -> torch.Tensor:
         if radial_weight is None:
@@ -369,7 +375,7 @@ class EquivariantNetwork(torch.nn.Module):
             self.register_buffer(f"_order{len(self.layers) - 1}", order)
             # products of a node's own features (x ⊗ x on the L <= 1 part), see the output square below
             low = o3.Irreps([(m, ir) for m, ir in irreps if ir.l <= 1])
-            self.layers[-1]["square"] = o3.FullyConnectedTensorProduct(low, low, irreps)
+            self.layers[-1]["square"] = o3.FullyConnectedTensorProduct(low, low, irreps, **_E3NN_TP)
             self.layers[-1].low_dim = low.dim
         self.output = _Convolution(
             irreps,
@@ -388,7 +394,7 @@ class EquivariantNetwork(torch.nn.Module):
         # of the L=3 part: polar [111] with Ti-only order parameters stalls at 27% error without it, 20% faster.
         if self.layers:
             low = o3.Irreps([(m, ir) for m, ir in irreps if ir.l <= 1])
-            self.output_square = o3.FullyConnectedTensorProduct(irreps, low, self.irreps_out)
+            self.output_square = o3.FullyConnectedTensorProduct(irreps, low, self.irreps_out, **_E3NN_TP)
             self.output_low_dim = low.dim
         missing = [
             str(ir)

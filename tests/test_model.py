@@ -168,3 +168,23 @@ def test_dense_operators_leave_saved_weights_unchanged_and_stay_exact_when_cast(
         expected = ref.forward_e3nn(x, geo)
         got = net32.to(torch.float64)(x, geo)
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
+
+
+def test_building_a_search_does_not_load_torch_dynamo():
+    """torch._dynamo costs ~1.4 s to import and matsym never compiles: neither importing matsym nor building a search
+    network (e3nn modules, dense operators) may load it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from matsym.search import OrderParameterSearch\n"
+        "from matsym.structures import tilted_perovskite\n"
+        "parent, target = tilted_perovskite('a0a0c-', 5.0)\n"
+        "search = OrderParameterSearch(parent, target, sites='Ti', irreps='1e+1o')\n"
+        "search.network(search._features(), search.geometry)\n"
+        "print('torch._dynamo' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "False"
