@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 import numpy as np
 import torch
 
+from matsym._adam import Adam
 from matsym.errors import SearchError
 from matsym.model import EdgeGeometry, EquivariantNetwork, NetworkConfig
 from matsym.order_parameter import DEFAULT_IRREPS, OrderParameter, OrderParameterSpec
@@ -336,13 +337,10 @@ class OrderParameterSearch:
         pred = self.network(self._features(), self.geometry, radial)
         return ((pred - self.target_signal) ** 2).mean() / self.target_scale
 
-    def _optimizer(self, lr: float) -> torch.optim.Optimizer:
-        """Adam on the network's parameters; the fused implementation (one kernel for all of them) where this
-        torch has it."""
-        try:
-            return torch.optim.Adam(self.network.parameters(), lr=lr, fused=True)
-        except (RuntimeError, TypeError, ValueError):
-            return torch.optim.Adam(self.network.parameters(), lr=lr)
+    def _optimizer(self, lr: float) -> Adam:
+        """Adam on the network's parameters (:class:`matsym._adam.Adam`: torch's update, without importing
+        ``torch._dynamo`` as ``torch.optim`` does)."""
+        return Adam(self.network.parameters(), lr=lr)
 
     # ------------------------------------------------------------------ phases
     def _optimise(

@@ -170,9 +170,9 @@ def test_dense_operators_leave_saved_weights_unchanged_and_stay_exact_when_cast(
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-12)
 
 
-def test_building_a_search_does_not_load_torch_dynamo():
-    """torch._dynamo costs ~1.4 s to import and matsym never compiles: neither importing matsym nor building a search
-    network (e3nn modules, dense operators) may load it."""
+def test_a_search_does_not_load_torch_dynamo(tmp_path):
+    """torch._dynamo costs ~1.4 s to import and matsym never compiles: neither importing matsym, nor building the
+    network (e3nn modules, dense operators), nor optimising (torch.optim would load it), nor saving may load it."""
     import subprocess
     import sys
 
@@ -181,10 +181,16 @@ def test_building_a_search_does_not_load_torch_dynamo():
         "from matsym.search import OrderParameterSearch\n"
         "from matsym.structures import tilted_perovskite\n"
         "parent, target = tilted_perovskite('a0a0c-', 5.0)\n"
-        "search = OrderParameterSearch(parent, target, sites='Ti', irreps='1e+1o')\n"
-        "search.network(search._features(), search.geometry)\n"
+        "search = OrderParameterSearch(parent, target, sites='Ti', irreps='1e+1o', fit_steps=5, max_steps=5,\n"
+        "                              polish_steps=5)\n"
+        "result = search.run()\n"
+        "result.to_json('result.json')\n"
+        "search.save_weights('weights.safetensors')\n"
         "print('torch._dynamo' in sys.modules)\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=300, cwd=tmp_path
+    )
     assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "result.json").is_file() and (tmp_path / "weights.safetensors").is_file()
     assert done.stdout.strip().splitlines()[-1] == "False"

@@ -211,3 +211,32 @@ def test_bad_settings_raise():
         OrderParameterSearch(square, rectangle, irreps="2e", max_stepz=3)
     with pytest.raises(SearchError, match="dtype"):
         OrderParameterSearch(square, rectangle, irreps="2e", dtype="float16")
+
+
+@pytest.mark.parametrize("skip_one", [False, True])
+def test_adam_matches_torch_optim_adam(skip_one):
+    """The search's Adam (no torch.optim, hence no torch._dynamo import) follows torch.optim.Adam step by step,
+    including a learning-rate change and a parameter that misses a step."""
+    import torch
+
+    from matsym._adam import Adam
+
+    gen = torch.Generator().manual_seed(0)
+    ours = [torch.randn(5, 3, generator=gen, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+    ref = [p.detach().clone().requires_grad_(True) for p in ours]
+    start = [p.detach().clone() for p in ours]
+    opt, opt_ref = Adam(ours, lr=0.05), torch.optim.Adam(ref, lr=0.05)
+    targets = [torch.randn(5, 3, generator=gen, dtype=torch.float64) for _ in range(3)]
+    for k in range(30):
+        for params, o in ((ours, opt), (ref, opt_ref)):
+            o.zero_grad(set_to_none=True)
+            use = params[:2] if skip_one and k % 4 == 1 else params
+            loss = sum(((p - t) ** 3).abs().sum() for p, t in zip(use, targets, strict=False))
+            loss.backward()
+            o.step()
+        if k == 15:
+            for o in (opt, opt_ref):
+                o.param_groups[0]["lr"] *= 0.5
+    for a, b in zip(ours, ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert all((a - s).abs().max() > 0.1 for a, s in zip(ours, start, strict=True))  # 30 steps of 0.05 moved them
