@@ -307,7 +307,7 @@ def _canonical_edges(
     src = np.bitwise_and(key, (1 << node_bits) - 1, out=spare)
     key >>= node_bits
     dst = key
-    vec = np.empty((e, 3), dtype=np.float64)
+    rows = np.empty((3, e), dtype=np.float64)  # the vectors' x, y, z, each contiguous
     scratch = np.empty(e, dtype=np.float64)
     flat = np.empty(e, dtype=np.int64)  # index of each edge's shift in the table below
     np.multiply(shifts[:, 0], span, out=flat)
@@ -319,16 +319,20 @@ def _canonical_edges(
         grid = np.arange(lo, lo + span, dtype=np.float64)
         table = (grid[:, None, None, None] * cell[0] + grid[None, :, None, None] * cell[1]).reshape(span, span, 1, 3)
         table = (table + grid[None, None, :, None] * cell[2]).reshape(-1, 3)  # [span^3, 3] Cartesian shifts
+    # the indices are in range by construction (decoded from the key): mode="clip" skips the bounds check and the
+    # buffering that numpy does with out= in its default mode, about 3x faster per gather
     for c in range(3):
         column = np.ascontiguousarray(positions[:, c])
-        out = vec[:, c]
-        np.take(column, dst, out=scratch)
-        out[:] = scratch
-        out -= np.take(column, src, out=scratch)
+        row = rows[c]
+        np.take(column, dst, out=row, mode="clip")
+        row -= np.take(column, src, out=scratch, mode="clip")
         if cell is not None:
-            out += np.take(np.ascontiguousarray(table[:, c]), flat, out=scratch)
+            row += np.take(np.ascontiguousarray(table[:, c]), flat, out=scratch, mode="clip")
     length2 = flat.view(np.float64)  # memory already touched, free again
-    np.einsum("ij,ij->i", vec, vec, out=length2)
+    np.multiply(rows[0], rows[0], out=length2)
+    for c in (1, 2):
+        length2 += np.multiply(rows[c], rows[c], out=scratch)
+    vec = np.ascontiguousarray(rows.T)  # [e, 3]: one interleaving pass instead of strided arithmetic per column
     return src, dst, shifts, vec, length2
 
 
