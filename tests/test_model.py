@@ -131,6 +131,8 @@ def test_dense_evaluation_equals_e3nn_path_by_path(seed, config, grouped, monkey
     monkeypatch.setattr(DenseConvolution, "GROUPED_FROM_EDGES", 0 if grouped else 10**9)
     geo, n_species = _species_geometry(config)
     net = EquivariantNetwork(IRREPS_IN, SIGNAL, config, num_species=n_species, dtype=torch.float64)
+    if config == NetworkConfig.for_output(SIGNAL):  # the first layer's 0e/0o, 1e/1o, 2e/2o share their operators
+        assert [(g["mul"], g["dim"]) for g in net._dense_layers[0]["conv"].groups] == [(5, 1), (2, 3), (2, 5)]
     x = torch.as_tensor(_random_features(geo.num_nodes, IRREPS_IN, seed=1)).requires_grad_(True)
     results = []
     for evaluate in (net.forward, net.forward_e3nn):
