@@ -118,8 +118,10 @@ def _species_geometry(config: NetworkConfig, dtype=torch.float64):
         NetworkConfig.for_output(SIGNAL),
         NetworkConfig(layers=1, mul=3, hidden_lmax=2, sh_lmax=2),
         NetworkConfig(layers=3, mul=2, hidden_lmax=3, sh_lmax=4, connection="uvw"),
+        NetworkConfig(layers=2, mul=2, sh_lmax=3, radial_neurons=(8, 6)),
+        NetworkConfig(layers=2, mul=2, sh_lmax=3, radial_neurons=()),
     ],
-    ids=["default", "one-layer", "uvw-three-layers"],
+    ids=["default", "one-layer", "uvw-three-layers", "radial-two-hidden", "radial-linear"],
 )
 @pytest.mark.parametrize("grouped", [False, True], ids=["fused", "grouped"])
 def test_dense_evaluation_equals_e3nn_path_by_path(seed, config, grouped, monkeypatch):
