@@ -21,6 +21,7 @@ SCRIPTS = {
     "step": "bench_step.py",
     "end_to_end": "bench_end_to_end.py",
     "scaling": "bench_scaling.py",
+    "cuda": "bench_cuda.py",  # measures only where a CUDA device exists
 }
 SUITE_LIMIT_S = 600.0  # issue 5: `make bench` under 10 minutes
 SCRIPT_TIMEOUT_S = 1200

@@ -258,7 +258,7 @@ class DenseConvolution(torch.nn.Module):
             for t in group["paths"]:
                 ins = tp.instructions[t]
                 ir1, ir2, ir3 = tp.irreps_in1[ins.i_in1].ir, tp.irreps_in2[ins.i_in2].ir, tp.irreps_out[ins.i_out].ir
-                w3j = torch.from_numpy(_wigner(ir1.l, ir2.l, ir3.l)) * (ins.path_weight * norm)
+                w3j = torch.from_numpy(_wigner(ir1.l, ir2.l, ir3.l)).to(sh.device) * (ins.path_weight * norm)
                 y = sh[:, s2[ins.i_in2]]  # [E, d2]
                 blocks.append(torch.einsum("ej,ijk->eik", y, w3j))  # [E, d1, d3]
             operators.append(torch.cat(blocks, dim=2).to(dtype).contiguous())

@@ -232,6 +232,8 @@ def cmd_find(args: argparse.Namespace) -> int:
             kwargs[name] = getattr(args, name)
     if args.steps is not None:
         kwargs["max_steps"] = args.steps
+    if args.device is not None:
+        kwargs["device"] = args.device
     search = OrderParameterSearch(parent, target, **kwargs)
     result = search.run(progress=_progress_enabled(args))
 
@@ -415,6 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--l-penalty", dest="l_penalty", type=_finite_float, help="extra L1 weight per unit of L")
     find.add_argument("--seed", type=int, default=0, help="seed of the network's initial weights (default 0)")
     find.add_argument("--steps", type=_positive_int, metavar="N", help="step budget of the joint search")
+    find.add_argument("--device", metavar="DEV", help="torch device of the network: cpu (default), cuda, cuda:1, ...")
     find.add_argument("--force", action="store_true", help="overwrite existing output files")
     find.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     find.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

@@ -353,7 +353,7 @@ class OrderParameter(torch.nn.Module):
 
     def component_shares(self) -> np.ndarray:
         """Share of the squared norm of the order parameter carried by each standard component, over all sites."""
-        sq = (self.theta.detach() ** 2 * self.group_share).sum(dim=0).numpy()
+        sq = (self.theta.detach() ** 2 * self.group_share).sum(dim=0).cpu().numpy()
         total = float(sq.sum())
         return sq / total if total > 0 else np.zeros_like(sq)
 
@@ -372,7 +372,7 @@ class OrderParameter(torch.nn.Module):
         components = np.asarray(list(components), dtype=np.int64)
         if len(components) == 0:
             return
-        self._restrict_from(self.projector.numpy(), components)
+        self._restrict_from(self.projector.cpu().numpy(), components)
 
     @torch.no_grad()
     def limit_l_(self, lmax: int) -> None:
@@ -394,7 +394,7 @@ class OrderParameter(torch.nn.Module):
     @torch.no_grad()
     def set_(self, values) -> None:
         """Set the group values (standard basis) and project them onto the allowed subspace."""
-        self.theta.copy_(torch.as_tensor(values, dtype=torch.float64) @ self.projector)
+        self.theta.copy_(torch.as_tensor(values, dtype=torch.float64, device=self.projector.device) @ self.projector)
 
     @torch.no_grad()
     def proximal_step(self, lr: float, max_scale: float = 1.0, *, penalise: bool = True) -> float:

@@ -73,6 +73,8 @@ class SearchConfig:
         nothing_tol: largest target displacement (Å) that still counts as "no distortion".
         threads: torch threads during the search (1 is steady on shared machines; None leaves torch's setting);
             subnormal floats are flushed to zero during the search too (see ``OrderParameterSearch.runtime``).
+        device: torch device of the network and its inputs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...). Results
+            and saved weights are always returned on the CPU.
     """
 
     signal_lmax: int = 3
@@ -102,6 +104,7 @@ class SearchConfig:
     compatible_error: float = 0.05
     nothing_tol: float = 1e-4
     threads: int | None = 1
+    device: str = "cpu"
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -202,6 +205,23 @@ def prepare_problem(parent, target, *, cutoff: float | None = None) -> Problem:
     )
 
 
+def _device(name) -> torch.device:
+    """The torch device of a search, checked: a clear error for a malformed name or a device this machine lacks."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise SearchError(f"device: expected a torch device such as 'cpu' or 'cuda:0', got {name!r} ({exc})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SearchError(
+            f"device {name!r}: this torch build or machine has no CUDA device (torch {torch.__version__})"
+        )
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise SearchError(f"device {name!r}: only {torch.cuda.device_count()} CUDA device(s) here")
+    if device.type not in ("cpu", "cuda"):
+        raise SearchError(f"device {name!r}: matsym runs on 'cpu' or 'cuda' devices")
+    return device
+
+
 @contextlib.contextmanager
 def _runtime(threads: int | None):
     """Torch threads set to ``threads`` (None: left as they are) and subnormal floats flushed to zero, for a search.
@@ -288,6 +308,7 @@ class OrderParameterSearch:
             raise SearchError(f"dtype: expected 'float32' or 'float64', got {self.config.dtype!r}")
         if self.config.signal_lmax < 1:
             raise SearchError(f"signal_lmax must be >= 1, got {self.config.signal_lmax}")
+        self.device = _device(self.config.device)
         self.spec = OrderParameterSpec(
             irreps=irreps, sites=sites, tie=tie, mask=mask, sparsity=sparsity, l_penalty=l_penalty
         )
@@ -311,13 +332,15 @@ class OrderParameterSearch:
         onehot = np.zeros((n, len(kinds) + 1))
         onehot[np.arange(n), [kinds.index(s) for s in self.problem.species]] = 1.0
         onehot[:, -1] = 1.0  # the constant scalar
-        self.fixed_features = torch.as_tensor(onehot, dtype=self.dtype)
+        self.order_parameter.to(self.device)
+        self.fixed_features = torch.as_tensor(onehot, dtype=self.dtype, device=self.device)
         irreps_in = f"{len(kinds) + 1}x0e+{self.order_parameter.irreps}"
         torch.manual_seed(cfg.seed)
         self.network = EquivariantNetwork(irreps_in, irreps_out, cfg.network, num_species=len(kinds), dtype=self.dtype)
+        self.network.to(self.device)
         self.node_attr = onehot[:, :-1]
         self.geometry = EdgeGeometry.from_graph(
-            self.problem.graph, self.network.config, dtype=self.dtype, node_attr=self.node_attr
+            self.problem.graph, self.network.config, dtype=self.dtype, device=self.device, node_attr=self.node_attr
         )
         disp = torch.tensor(self.problem.displacements, dtype=torch.float64)
         # the network learns displacements in units of their RMS, so that its output starts at the right scale
@@ -327,7 +350,7 @@ class OrderParameterSearch:
         signal = encode(disp / self.length_scale, cfg.signal_lmax)  # [n, (lmax+1)^2]
         ms = float(signal.pow(2).mean())
         self.signal_scale = math.sqrt(ms) if ms > 0 else 1.0
-        self.target_signal = (signal / self.signal_scale).to(self.dtype)
+        self.target_signal = (signal / self.signal_scale).to(dtype=self.dtype, device=self.device)
         self.target_scale = 1.0
 
     def _features(self) -> torch.Tensor:
@@ -517,13 +540,13 @@ class OrderParameterSearch:
 
         net64 = self.network.to(torch.float64)
         geometry64 = EdgeGeometry.from_graph(
-            self.problem.graph, self.network.config, dtype=torch.float64, node_attr=self.node_attr
+            self.problem.graph, self.network.config, dtype=torch.float64, device=self.device, node_attr=self.node_attr
         )
         feats = torch.cat([self.fixed_features.double(), self.order_parameter.features(torch.float64)], dim=1)
-        pred = net64(feats, geometry64)
+        pred = net64(feats, geometry64).detach().cpu().numpy()
         self.network.to(self.dtype)
-        decoded = decode(pred.numpy() * (self.length_scale * self.signal_scale), self.config.signal_lmax)
-        return pred.numpy(), decoded
+        decoded = decode(pred * (self.length_scale * self.signal_scale), self.config.signal_lmax)
+        return pred, decoded
 
     def predicted_signals(self) -> np.ndarray:
         """Predicted spherical signal of every site (e3nn basis, in Å, like :func:`matsym.signals.encode`).
@@ -571,13 +594,13 @@ class OrderParameterSearch:
 
     def _result(self, history, curie, start, *, nothing: bool = False) -> OrderParameterResult:
         op = self.order_parameter
-        standard = op.standard().detach().numpy().copy()
+        standard = op.standard().detach().cpu().numpy().copy()
         names = [str(ir) for mul, ir in op.irreps for _ in range(mul)]
         weights = np.stack([(standard[:, b] ** 2).sum(axis=1) for b in op.blocks()], axis=1)
         pred, decoded = self._predict()
         vectors = np.zeros_like(self.problem.displacements) if nothing else decoded.vectors
         predicted = _displaced(self.problem.parent, vectors)
-        loss = float(((pred - self.target_signal.double().numpy()) ** 2).mean() / self.target_scale)
+        loss = float(((pred - self.target_signal.double().cpu().numpy()) ** 2).mean() / self.target_scale)
         metrics = {
             "loss_ratio": loss,
             "displacement_error_ratio": _error_ratio(vectors, self.problem.displacements),
@@ -622,7 +645,7 @@ class OrderParameterSearch:
         from safetensors.torch import save_file
 
         state = {k: v.detach().contiguous().cpu() for k, v in self.network.state_dict().items()}
-        state["order_parameter.theta"] = self.order_parameter.theta.detach().clone()
+        state["order_parameter.theta"] = self.order_parameter.theta.detach().cpu().clone()
         save_file(state, str(path))
 
     def load_weights(self, path) -> None:

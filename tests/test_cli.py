@@ -208,8 +208,9 @@ def test_identical_target_has_nothing_to_find(files):
         (("find", "parent.cif", "too_big.cif", "--out", "e4"), ("no supercell relation",)),
         (("find", "disordered.cif", "target.cif", "--out", "e5"), ("disordered",)),
         (("verify", "missing.cif"), ("missing.cif",)),
+        (("find", "parent.cif", "target.cif", "--out", "e6", "--device", "warp9"), ("device", "warp9")),
     ],
-    ids=["missing", "unreadable", "composition", "no-supercell", "disordered", "verify-missing"],
+    ids=["missing", "unreadable", "composition", "no-supercell", "disordered", "verify-missing", "bad-device"],
 )
 def test_user_errors_are_one_line(files, args, fragments):
     proc = run(*args, "--no-progress", cwd=files) if args[0] == "find" else run(*args, cwd=files)

@@ -240,3 +240,30 @@ def test_adam_matches_torch_optim_adam(skip_one):
     for a, b in zip(ours, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
     assert all((a - s).abs().max() > 0.1 for a, s in zip(ours, start, strict=True))  # 30 steps of 0.05 moved them
+
+
+def test_device_names_are_checked(square_pair):
+    import torch
+
+    square, rectangle = square_pair
+    with pytest.raises(SearchError, match="device"):
+        OrderParameterSearch(square, rectangle, irreps="0e", device="warp9")
+    with pytest.raises(SearchError, match="'cpu' or 'cuda'"):
+        OrderParameterSearch(square, rectangle, irreps="0e", device="meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(SearchError, match="no CUDA device"):
+            OrderParameterSearch(square, rectangle, irreps="0e", device="cuda")
+    search = OrderParameterSearch(square, rectangle, irreps="0e", device="cpu")
+    assert search.device == torch.device("cpu")
+    assert search.config.as_dict()["device"] == "cpu"
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_search_agrees_with_cpu(pnma_pair):
+    """On a machine with CUDA: the same float64 search on the GPU and on the CPU, same steps, agrees to 1e-5."""
+    parent, target = pnma_pair
+    settings = {"sites": "Ti", "irreps": "1e", "dtype": "float64", "fit_steps": 40, "max_steps": 40, "polish_steps": 10}
+    cpu = OrderParameterSearch(parent, target, **settings).run()
+    gpu = OrderParameterSearch(parent, target, device="cuda", **settings).run()
+    np.testing.assert_allclose(gpu.order_parameter, cpu.order_parameter, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(gpu.predicted_displacements, cpu.predicted_displacements, rtol=0, atol=1e-5)
