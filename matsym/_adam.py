@@ -38,20 +38,8 @@ class Adam:
         self.beta1, self.beta2 = (float(b) for b in betas)
         self.eps = float(eps)
         self.steps = [0] * len(self.params)  # per parameter: one without a gradient is skipped, as in torch
-        # the moments of all parameters live in one flat buffer each (the per-parameter moments are views of it),
-        # so that the usual step (every parameter has a gradient) is a handful of operations on two vectors
-        # instead of a loop over dozens of small tensors
-        self._sizes = [p.numel() for p in self.params]
-        self._flat = len({(p.dtype, p.device) for p in self.params}) == 1
-        first = self.params[0]
-        self._m = first.new_zeros(sum(self._sizes))
-        self._v = first.new_zeros(sum(self._sizes))
-        if self._flat:
-            self.exp_avg = [m.view_as(p) for m, p in zip(self._m.split(self._sizes), self.params, strict=True)]
-            self.exp_avg_sq = [v.view_as(p) for v, p in zip(self._v.split(self._sizes), self.params, strict=True)]
-        else:
-            self.exp_avg = [torch.zeros_like(p) for p in self.params]
-            self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg = [torch.zeros_like(p) for p in self.params]
+        self.exp_avg_sq = [torch.zeros_like(p) for p in self.params]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         for p in self.params:
@@ -64,9 +52,6 @@ class Adam:
     def step(self) -> None:
         """One Adam update of every parameter that has a gradient (the others are skipped, as by torch)."""
         lr = self.param_groups[0]["lr"]
-        if self._flat and all(p.grad is not None for p in self.params) and len(set(self.steps)) == 1:
-            self._flat_step(lr)
-            return
         groups: dict[int, list[int]] = {}
         for i, p in enumerate(self.params):
             if p.grad is not None:
@@ -86,16 +71,3 @@ class Adam:
             torch._foreach_div_(denom, math.sqrt(bias2))
             torch._foreach_add_(denom, self.eps)
             torch._foreach_addcdiv_(params, exp_avg, denom, -lr / bias1)
-
-    def _flat_step(self, lr: float) -> None:
-        """The same update on the flat moments, every parameter at the same step count."""
-        self.steps = [self.steps[0] + 1] * len(self.params)
-        steps = self.steps[0]
-        grad = torch.cat([p.grad.reshape(-1) for p in self.params])
-        self._m.lerp_(grad, 1.0 - self.beta1)
-        self._v.mul_(self.beta2).addcmul_(grad, grad, value=1.0 - self.beta2)
-        denom = self._v.sqrt().div_(math.sqrt(1.0 - self.beta2**steps)).add_(self.eps)
-        update = self._m.div(denom).mul_(-lr / (1.0 - self.beta1**steps))
-        torch._foreach_add_(
-            self.params, [u.view_as(p) for u, p in zip(update.split(self._sizes), self.params, strict=True)]
-        )

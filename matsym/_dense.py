@@ -153,7 +153,6 @@ class DenseConvolution(torch.nn.Module):
     """
 
     GROUPED_FROM_EDGES = 1000  # see forward(); crossover measured on Pnma supercells (608 edges: fused faster)
-    MERGE_GROUPS = True  # input irreps with the same operator share a batched product (see __init__)
 
     def __init__(self, conv, col_map: np.ndarray | None = None) -> None:
         super().__init__()
@@ -191,7 +190,6 @@ class DenseConvolution(torch.nn.Module):
             last = self.groups[-1] if self.groups else None
             if (
                 self.mode == "uvu"
-                and self.MERGE_GROUPS
                 and last is not None
                 and last["signature"] == signature
                 and last["start"] + last["mul"] * last["dim"] == s1[i1].start
@@ -215,15 +213,15 @@ class DenseConvolution(torch.nn.Module):
         for group in self.groups:
             group["cols"] = (cols, cols + group["mul"] * group["width"])  # 'uvu': this group's message columns
             cols = group["cols"][1]
+            members = group.pop("members")
+            del group["signature"]  # only needed while grouping
             if self.mode == "uvu":
-                for mul1, paths in group.pop("members"):
+                for mul1, paths in members:
                     for u in range(mul1):
                         for t, d in zip(paths, group["dims"], strict=True):
                             out = s3[tp.instructions[t].i_out]
                             mid_map.append(out.start + u * d + np.arange(d))
                             weight_index.append(np.full(d, offsets[t] + u))
-            else:
-                group.pop("members")
         if self.mode == "uvu":
             ours = np.concatenate(mid_map)
             self.register_buffer("widx", torch.from_numpy(np.concatenate(weight_index)), persistent=False)

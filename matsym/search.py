@@ -317,7 +317,7 @@ class OrderParameterSearch:
         self._callback = None
         self.order_parameter = OrderParameter(
             self.problem.species, self.spec, self.problem.frac_coords, norm=self.config.op_norm
-        )
+        ).to(self.device)
         self.dtype = torch.float32 if self.config.dtype == "float32" else torch.float64
         self._build_network()
 
@@ -332,7 +332,6 @@ class OrderParameterSearch:
         onehot = np.zeros((n, len(kinds) + 1))
         onehot[np.arange(n), [kinds.index(s) for s in self.problem.species]] = 1.0
         onehot[:, -1] = 1.0  # the constant scalar
-        self.order_parameter.to(self.device)
         self.fixed_features = torch.as_tensor(onehot, dtype=self.dtype, device=self.device)
         irreps_in = f"{len(kinds) + 1}x0e+{self.order_parameter.irreps}"
         torch.manual_seed(cfg.seed)
