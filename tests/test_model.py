@@ -155,6 +155,46 @@ def test_dense_evaluation_equals_e3nn_path_by_path(seed, config, grouped, monkey
         torch.testing.assert_close(net(x, geo, net.radial_weights(geo)), out_d, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("mul", [1, 2, 9])
+def test_edge_products_and_their_gradient_match_a_plain_contraction(mul):
+    """The convolution's per-edge products (matsym._dense._EdgeProducts): each group's columns of ``x`` read as
+    [E, mul, dim] times the group's [E, dim, width] operator, with the products below PyTorch's scalar-loop size
+    run with zero-padded operators. Same values as einsum and a correct gradient (gradcheck, float64), including
+    input columns that no group reads (their gradient is zero)."""
+    from matsym._dense import _BMM_SCALAR_LOOP, _edge_operator_forms, _EdgeProducts
+
+    gen = torch.Generator().manual_seed(mul)
+    e = 5
+    groups = [(1, 7), (3, 4), (5, 2)]  # (dim, width): an outer product, then matrix products
+    layout, operators, raw, start = [], [], [], 2  # columns 0-1 are read by no group
+    for dim, width in groups:
+        g = torch.randn(e, dim, width, dtype=torch.float64, generator=gen)
+        forms = _edge_operator_forms(g, mul)
+        padded = dim > 1 and mul * dim * width < _BMM_SCALAR_LOOP
+        assert (forms[2] > 0) == padded and mul * (dim + forms[2]) * width >= (_BMM_SCALAR_LOOP if padded else 0)
+        layout.append((start, mul, dim))
+        operators.append(forms)
+        raw.append(g)
+        start += mul * dim
+    x = torch.randn(e, start + 1, dtype=torch.float64, generator=gen, requires_grad=True)  # and one after
+
+    def reference(x):
+        return torch.cat(
+            [
+                torch.einsum("eum,emc->euc", x[:, a : a + m * d].reshape(e, m, d), g).reshape(e, -1)
+                for (a, m, d), g in zip(layout, raw, strict=True)
+            ],
+            dim=1,
+        )
+
+    torch.testing.assert_close(_EdgeProducts.apply(x, layout, operators), reference(x), rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda x: _EdgeProducts.apply(x, layout, operators), (x,))
+    x.grad = None
+    _EdgeProducts.apply(x, layout, operators).sum().backward()
+    assert x.grad[:, :2].abs().max() == 0 and x.grad[:, -1].abs().max() == 0
+    assert x.grad[:, 2:-1].abs().min() > 0
+
+
 def test_dense_operators_leave_saved_weights_unchanged_and_stay_exact_when_cast(seed):
     """The dense evaluation adds nothing to the state dict, and a network built in float32 then cast to float64 is
     exact to 1e-12 (its Clebsch-Gordan coefficients are kept in float64, not rounded through float32)."""
