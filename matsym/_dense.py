@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from e3nn import o3
 
-__all__ = ["DenseConvolution", "DenseGate", "DenseProduct", "gate_input_map", "species_index"]
+__all__ = ["DenseConvolution", "DenseGate", "DenseProduct", "edge_classes", "gate_input_map", "species_index"]
 
 _ZERO = 1e-13  # |Clebsch-Gordan coefficient| below this counts as an exact zero
 
@@ -145,6 +145,42 @@ def species_index(geometry) -> torch.Tensor:
     return cached
 
 
+CLASS_TOL = 1e-9  # edge_classes: radial-basis rows equal to this share their radial weights
+
+
+def edge_classes(geometry) -> dict | None:
+    """Edges grouped by their radial input, for :class:`DenseConvolution` (cached on the geometry).
+
+    The radial weights of an edge depend only on its row of ``edge_radial`` (its length), and a high-symmetry
+    parent has few distinct lengths. Messages arriving at node ``n`` from edges of one class share their weights,
+    so they can be summed first and weighted once per (node, class) pair:
+    ``sum_e w[r(e)] z[e] = sum_k w[r(k)] (sum_{e in k} z[e])``. Returns the classes (``rep``: one edge per class;
+    ``key``: the (node, class) pair of each edge; ``node`` / ``cls``: the node and class of each pair), or None when
+    the pairs are not fewer than half the edges (a low-symmetry graph), where weighting every edge is cheaper.
+
+    Rows that agree to ``CLASS_TOL`` (the radial basis is of order 1) form a class, weighted with its first edge's
+    row: symmetry-equivalent edges differ by rounding (~1e-16), which bitwise grouping would split (19 classes
+    instead of 5 lengths in a 2x1x1 cubic perovskite at 4.5 A).
+    """
+    key = ("edge_classes",)
+    if key in geometry.cache:
+        return geometry.cache[key]
+    radial, dst = geometry.edge_radial, geometry.edge_dst
+    e = radial.shape[0]
+    classes = None
+    if e:
+        quantised = torch.round(radial.to(torch.float64) / CLASS_TOL).to(torch.int64)
+        _, r = torch.unique(quantised, dim=0, return_inverse=True)
+        n_cls = int(r.max()) + 1
+        pairs, pair_of_edge = torch.unique(dst * n_cls + r, return_inverse=True)
+        if 2 * len(pairs) <= e:
+            first = torch.full((n_cls,), e, dtype=torch.long, device=radial.device)
+            rep = first.scatter_reduce(0, r, torch.arange(e, device=radial.device), reduce="amin")
+            classes = {"rep": rep, "key": pair_of_edge, "node": pairs // n_cls, "cls": pairs % n_cls}
+    geometry.cache[key] = classes
+    return classes
+
+
 # PyTorch's CPU bmm runs a product whose rows x columns x contraction is below this through a scalar loop
 # (aten baddbmm_cpu_kernel) instead of BLAS: 80-270 us for the default network's [304, 4, 3] x [304, 3, 24]-like
 # products against ~22 us for the same product through BLAS with the contraction padded by zeros to reach it.
@@ -220,7 +256,7 @@ class DenseConvolution(torch.nn.Module):
     three contiguous blocks).
     """
 
-    GROUPED_FROM_EDGES = 1000  # see forward(); crossover measured on Pnma supercells (608 edges: fused faster)
+    GROUPED_FROM_EDGES = 2000  # see forward(); measured on Pnma supercells: fused faster at 1,216 edges, even at 2,432
 
     def __init__(self, conv, col_map: np.ndarray | None = None) -> None:
         super().__init__()
@@ -333,10 +369,11 @@ class DenseConvolution(torch.nn.Module):
         geometry.cache[key] = operators
         return operators
 
-    def _radial_hidden(self, geometry) -> tuple[torch.Tensor, torch.Tensor]:
-        """The radial network up to its last (linear) layer, and that layer's matrix with e3nn's normalisation."""
+    def _radial_hidden(self, geometry, rows: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The radial network up to its last (linear) layer (for the edges ``rows``, default all), and that layer's
+        matrix with e3nn's normalisation."""
         radial = self.conv.radial
-        h = geometry.edge_radial
+        h = geometry.edge_radial if rows is None else geometry.edge_radial.index_select(0, rows)
         for layer in list(radial)[:-1]:
             h = layer(h)
         return h, radial[-1].weight * self.radial_scale
@@ -344,58 +381,80 @@ class DenseConvolution(torch.nn.Module):
     def forward(self, x: torch.Tensor, geometry, radial_weight: torch.Tensor | None = None) -> torch.Tensor:
         """``radial_weight``: optional, the radial network's output in e3nn's layout ([E, weight_numel]).
 
-        'uvu' messages are weighted in one of two ways, whichever was faster: on small graphs all groups at once
-        (one product of the radial network's last layer, gathered over the message components, one product and
-        one sum over edges: fewest operations); from ``GROUPED_FROM_EDGES`` edges on, group by group (no
-        [E, all components] tensors, whose memory traffic dominates on large graphs).
+        'uvu' messages are computed in one of two ways, whichever was faster: on small graphs all groups at once
+        (fewest operations); from ``GROUPED_FROM_EDGES`` edges on, group by group (no [E, all components]
+        tensors, whose memory traffic dominates on large graphs). Either way, where the graph's edges fall into
+        few length classes (:func:`edge_classes`), messages are summed per (node, class) pair before they are
+        weighted, and the radial network runs once per class.
         """
-        conv = self.conv
         operators = self._edge_operators(geometry, x.dtype)
         x_src = x.index_select(0, geometry.edge_src)
-        e = x_src.shape[0]
-        grouped = self.mode == "uvu" and e >= self.GROUPED_FROM_EDGES
-        hidden = last = spread = None
-        if self.mode == "uvu" and radial_weight is None:
-            hidden, last = self._radial_hidden(geometry)
-            if not grouped:
-                spread = hidden @ last.index_select(1, self.widx)
-        elif self.mode == "uvu":
-            if not grouped:
-                spread = radial_weight.index_select(1, self.widx)
-        elif radial_weight is None:
-            radial_weight = conv.radial(geometry.edge_radial)
-        if self.mode == "uvu" and not grouped:
-            layout = [(group["start"], group["mul"], group["dim"]) for group in self.groups]
-            messages = _EdgeProducts.apply(x_src, layout, operators) * spread
+        if self.mode == "uvw":
+            summed = self._uvw_summed(x_src, geometry, operators, radial_weight)
+            return self.linear(torch.cat([x, summed], dim=1), species_index(geometry))
+        classes = edge_classes(geometry)
+        rows = None if classes is None else classes["rep"]
+        if radial_weight is None:
+            hidden, last = self._radial_hidden(geometry, rows)
         else:
-            parts = []
-            for group, forms in zip(self.groups, operators, strict=True):
-                start, stop = group["start"], group["start"] + group["mul"] * group["dim"]
-                z = _EdgeProducts.apply(x_src[:, start:stop], [(0, group["mul"], group["dim"])], [forms])
-                if grouped:
-                    widx = self.widx[group["cols"][0] : group["cols"][1]]
-                    if radial_weight is None:
-                        w = hidden @ last.index_select(1, widx)
-                    else:
-                        w = radial_weight.index_select(1, widx)
-                    msg = z * w
-                    parts.append(msg.new_zeros(geometry.num_nodes, msg.shape[1]).index_add_(0, geometry.edge_dst, msg))
-                    continue
-                z = z.view(e, group["mul"], group["width"])
-                col = 0
-                for t, d in zip(group["paths"], group["dims"], strict=True):
-                    mul1, _, mul3 = conv.tp.instructions[t].path_shape
-                    w = radial_weight[:, self.weight_offsets[t] : self.weight_offsets[t + 1]].view(e, mul1, mul3)
-                    parts.append(torch.bmm(w.transpose(1, 2), z[:, :, col : col + d]).reshape(e, -1))
-                    col += d
-            if grouped:
-                summed = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-            else:
-                messages = self._uvw_layout(parts)
-        if not grouped:
-            summed = messages.new_zeros(geometry.num_nodes, messages.shape[1])
-            summed = summed.index_add_(0, geometry.edge_dst, messages)
+            per_row = radial_weight if rows is None else radial_weight.index_select(0, rows)
+
+        def weights(widx: torch.Tensor) -> torch.Tensor:  # [E or classes, len(widx)]
+            if radial_weight is None:
+                return hidden @ last.index_select(1, widx)
+            return per_row.index_select(1, widx)
+
+        if x_src.shape[0] < self.GROUPED_FROM_EDGES:
+            layout = [(group["start"], group["mul"], group["dim"]) for group in self.groups]
+            chunks = [(x_src, layout, operators, self.widx)]
+        else:
+            chunks = [
+                (
+                    x_src[:, group["start"] : group["start"] + group["mul"] * group["dim"]],
+                    [(0, group["mul"], group["dim"])],
+                    [forms],
+                    self.widx[group["cols"][0] : group["cols"][1]],
+                )
+                for group, forms in zip(self.groups, operators, strict=True)
+            ]
+        parts = []
+        for block, layout, forms, widx in chunks:
+            z = _EdgeProducts.apply(block, layout, forms)  # [E, components]
+            w = weights(widx)
+            if classes is None:
+                messages = z * w
+                parts.append(
+                    messages.new_zeros(geometry.num_nodes, z.shape[1]).index_add_(0, geometry.edge_dst, messages)
+                )
+            else:  # sum each (node, class) pair's messages, then weight them once (see edge_classes)
+                pair_sums = z.new_zeros(len(classes["node"]), z.shape[1]).index_add_(0, classes["key"], z)
+                weighted = pair_sums * w.index_select(0, classes["cls"])
+                parts.append(
+                    weighted.new_zeros(geometry.num_nodes, z.shape[1]).index_add_(0, classes["node"], weighted)
+                )
+        summed = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         return self.linear(torch.cat([x, summed], dim=1), species_index(geometry))
+
+    def _uvw_summed(self, x_src, geometry, operators, radial_weight) -> torch.Tensor:
+        """'uvw' messages (every input channel to every output channel of a path), summed over edges."""
+        conv = self.conv
+        e = x_src.shape[0]
+        if radial_weight is None:
+            radial_weight = conv.radial(geometry.edge_radial)
+        parts = []
+        for group, forms in zip(self.groups, operators, strict=True):
+            start, stop = group["start"], group["start"] + group["mul"] * group["dim"]
+            z = _EdgeProducts.apply(x_src[:, start:stop], [(0, group["mul"], group["dim"])], [forms])
+            z = z.view(e, group["mul"], group["width"])
+            col = 0
+            for t, d in zip(group["paths"], group["dims"], strict=True):
+                mul1, _, mul3 = conv.tp.instructions[t].path_shape
+                w = radial_weight[:, self.weight_offsets[t] : self.weight_offsets[t + 1]].view(e, mul1, mul3)
+                parts.append(torch.bmm(w.transpose(1, 2), z[:, :, col : col + d]).reshape(e, -1))
+                col += d
+        messages = self._uvw_layout(parts)
+        summed = messages.new_zeros(geometry.num_nodes, messages.shape[1])
+        return summed.index_add_(0, geometry.edge_dst, messages)
 
     def _uvw_layout(self, parts: list[torch.Tensor]) -> torch.Tensor:
         # parts are in group order; e3nn's layout is in instruction order

@@ -102,14 +102,19 @@ def test_bad_irreps_raise_matsym_error():
         EquivariantNetwork("1x0e", "0e+1o+2e+3o+4e+5o+6e", NetworkConfig(layers=1, sh_lmax=2))
 
 
-def _species_geometry(config: NetworkConfig, dtype=torch.float64):
-    """A rattled 2x1x1 perovskite (Sr, Ti, O: three species) with its one-hot species."""
+def _species_graph(rattled: bool):
     from matsym.graph import build_graph
 
-    s = _distorted_perovskite()
+    return build_graph(_distorted_perovskite() if rattled else cubic_perovskite() * (2, 1, 1), 4.5)
+
+
+def _species_geometry(config: NetworkConfig, dtype=torch.float64, rattled: bool = True):
+    """A 2x1x1 perovskite (Sr, Ti, O: three species), rattled or cubic, with its one-hot species."""
+    s = _distorted_perovskite() if rattled else cubic_perovskite() * (2, 1, 1)
     kinds = sorted({sp.symbol for sp in s.species})
     onehot = np.eye(len(kinds))[[kinds.index(sp.symbol) for sp in s.species]]
-    return EdgeGeometry.from_graph(build_graph(s, 4.5), config, dtype=dtype, node_attr=onehot), len(kinds)
+    geometry = EdgeGeometry.from_graph(_species_graph(rattled), config, dtype=dtype, node_attr=onehot)
+    return geometry, len(kinds)
 
 
 @pytest.mark.parametrize(
@@ -124,14 +129,26 @@ def _species_geometry(config: NetworkConfig, dtype=torch.float64):
     ids=["default", "one-layer", "uvw-three-layers", "radial-two-hidden", "radial-linear"],
 )
 @pytest.mark.parametrize("grouped", [False, True], ids=["fused", "grouped"])
-def test_dense_evaluation_equals_e3nn_path_by_path(seed, config, grouped, monkeypatch):
+@pytest.mark.parametrize("rattled", [True, False], ids=["rattled", "cubic"])
+def test_dense_evaluation_equals_e3nn_path_by_path(seed, config, grouped, rattled, monkeypatch):
     """forward() (dense operators, matsym._dense) is the same function as e3nn's path-by-path evaluation, with the
     same gradients for inputs and every parameter: float64, three species, to 1e-12. Both ways of weighting the
-    messages (all at once on small graphs, group by group on large ones) are checked."""
-    from matsym._dense import DenseConvolution
+    messages (all at once on small graphs, group by group on large ones) are checked, on a rattled graph (every
+    edge length distinct) and on a cubic one, whose messages are summed per (node, edge length) pair before they
+    are weighted (matsym._dense.edge_classes)."""
+    from matsym._dense import DenseConvolution, edge_classes
 
     monkeypatch.setattr(DenseConvolution, "GROUPED_FROM_EDGES", 0 if grouped else 10**9)
-    geo, n_species = _species_geometry(config)
+    geo, n_species = _species_geometry(config, rattled=rattled)
+    classes = edge_classes(geo)
+    if rattled:
+        assert classes is None
+    else:  # the classes are the distinct edge lengths (to 1e-6 A), and the pairs are far fewer than the edges
+        lengths = np.round(np.linalg.norm(_species_graph(rattled=False).edge_vec, axis=1), 6)
+        dst = geo.edge_dst.numpy()
+        assert len(classes["rep"]) == len(np.unique(lengths)) >= 3
+        assert len(classes["node"]) == len({(int(n), r) for n, r in zip(dst, lengths, strict=True)})
+        assert 4 * len(classes["node"]) < len(dst)
     net = EquivariantNetwork(IRREPS_IN, SIGNAL, config, num_species=n_species, dtype=torch.float64)
     if config == NetworkConfig.for_output(SIGNAL):  # the first layer's 0e/0o, 1e/1o, 2e/2o share their operators
         assert [(g["mul"], g["dim"]) for g in net._dense_layers[0]["conv"].groups] == [(5, 1), (2, 3), (2, 5)]
