@@ -207,16 +207,19 @@ def _edge_operator_forms(g: torch.Tensor, mul: int) -> tuple[torch.Tensor, torch
 
 
 class _EdgeProducts(torch.autograd.Function):
-    """``z[e, u, c] = sum_m x[e, u, m] g[e, m, c]`` for each group of input columns, concatenated over groups.
+    """``z[e, u, c] = sum_m x[e, u, m] g[e, m, c]`` for each group of input columns, concatenated over groups;
+    or, given ``key`` and ``rows``, these products summed into ``rows`` rows (``out[key[e]] += z[e]``).
 
     ``layout``: per group ``(start, mul, dim)``, its columns ``x[:, start : start + mul * dim]`` read as
     [E, mul, dim]; ``operators``: per group the forms of :func:`_edge_operator_forms`. One autograd node for all
     groups (in place of a slice, a reshape, a product and a concatenation each), and each product takes the
-    faster of PyTorch's CPU kernels in both directions. The operators are constants: no gradient for them.
+    faster of PyTorch's CPU kernels in both directions. Summed, no [E, all components] tensor is made in either
+    direction: each group's products are summed (or, backwards, gathered) while they are in cache. The operators
+    are constants: no gradient for them.
     """
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, layout, operators) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, layout, operators, key=None, rows: int = 0) -> torch.Tensor:
         e = x.shape[0]
         parts = []
         for (start, mul, dim), (g, _, pad) in zip(layout, operators, strict=True):
@@ -224,29 +227,32 @@ class _EdgeProducts(torch.autograd.Function):
             if pad:
                 block = torch.nn.functional.pad(block, (0, pad))
             # dim 1: an outer product, where broadcasting beats a batched product of 1-column matrices
-            z = block * g if dim == 1 else torch.bmm(block, g)
-            parts.append(z.reshape(e, -1))
-        ctx.layout, ctx.operators, ctx.width = layout, operators, x.shape[1]
+            z = (block * g if dim == 1 else torch.bmm(block, g)).reshape(e, -1)
+            if key is not None:
+                z = z.new_zeros(rows, z.shape[1]).index_add_(0, key, z)
+            parts.append(z)
+        ctx.layout, ctx.operators, ctx.width, ctx.key = layout, operators, x.shape[1], key
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        e = grad.shape[0]
-        pieces, col, covered = [], 0, 0
+        e = grad.shape[0] if ctx.key is None else ctx.key.shape[0]
+        pieces, col = [], 0
         for (start, mul, dim), (_, g_t, _) in zip(ctx.layout, ctx.operators, strict=True):
             width = g_t.shape[1]
-            gz = grad[:, col : col + mul * width].reshape(e, mul, width)
+            gz = grad[:, col : col + mul * width]
+            if ctx.key is not None:
+                gz = gz.index_select(0, ctx.key)
             col += mul * width
-            pieces.append((start, torch.bmm(gz, g_t).reshape(e, mul * dim)))
+            pieces.append((start, torch.bmm(gz.reshape(e, mul, width), g_t).reshape(e, mul * dim)))
         tiled = all(start == sum(p.shape[1] for _, p in pieces[:i]) for i, (start, _) in enumerate(pieces))
-        covered = sum(p.shape[1] for _, p in pieces)
-        if tiled and covered == ctx.width:
+        if tiled and sum(p.shape[1] for _, p in pieces) == ctx.width:
             grad_x = torch.cat([p for _, p in pieces], dim=1) if len(pieces) > 1 else pieces[0][1]
         else:
             grad_x = grad.new_zeros(e, ctx.width)
             for start, p in pieces:
                 grad_x[:, start : start + p.shape[1]] = p
-        return grad_x, None, None
+        return grad_x, None, None, None, None
 
 
 class DenseConvolution(torch.nn.Module):
@@ -419,18 +425,17 @@ class DenseConvolution(torch.nn.Module):
             ]
         parts = []
         for block, layout, forms, widx in chunks:
-            z = _EdgeProducts.apply(block, layout, forms)  # [E, components]
             w = weights(widx)
             if classes is None:
-                messages = z * w
+                messages = _EdgeProducts.apply(block, layout, forms) * w  # [E, components]
                 parts.append(
-                    messages.new_zeros(geometry.num_nodes, z.shape[1]).index_add_(0, geometry.edge_dst, messages)
+                    messages.new_zeros(geometry.num_nodes, w.shape[1]).index_add_(0, geometry.edge_dst, messages)
                 )
             else:  # sum each (node, class) pair's messages, then weight them once (see edge_classes)
-                pair_sums = z.new_zeros(len(classes["node"]), z.shape[1]).index_add_(0, classes["key"], z)
+                pair_sums = _EdgeProducts.apply(block, layout, forms, classes["key"], len(classes["node"]))
                 weighted = pair_sums * w.index_select(0, classes["cls"])
                 parts.append(
-                    weighted.new_zeros(geometry.num_nodes, z.shape[1]).index_add_(0, classes["node"], weighted)
+                    weighted.new_zeros(geometry.num_nodes, w.shape[1]).index_add_(0, classes["node"], weighted)
                 )
         summed = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         return self.linear(torch.cat([x, summed], dim=1), species_index(geometry))

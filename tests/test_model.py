@@ -210,6 +210,11 @@ def test_edge_products_and_their_gradient_match_a_plain_contraction(mul):
     _EdgeProducts.apply(x, layout, operators).sum().backward()
     assert x.grad[:, :2].abs().max() == 0 and x.grad[:, -1].abs().max() == 0
     assert x.grad[:, 2:-1].abs().min() > 0
+    # summed into rows (the per-(node, class) sums of the convolution): out[key[e]] += z[e]; row 2 gets nothing
+    key = torch.tensor([3, 0, 1, 0, 3])
+    summed = torch.zeros(4, reference(x).shape[1], dtype=x.dtype).index_add(0, key, reference(x))
+    torch.testing.assert_close(_EdgeProducts.apply(x, layout, operators, key, 4), summed, rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda x: _EdgeProducts.apply(x, layout, operators, key, 4), (x,))
 
 
 def test_dense_operators_leave_saved_weights_unchanged_and_stay_exact_when_cast(seed):
