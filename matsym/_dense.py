@@ -116,7 +116,7 @@ class DenseProduct(torch.nn.Module):
         """The dense ``T[i, j, k]`` of the current weights."""
         weight = self.tps[0].weight if len(self.tps) == 1 else torch.cat([tp.weight for tp in self.tps])
         flat = weight.new_zeros(self.shape[0] * self.shape[1] * self.shape[2])
-        flat = flat.index_add(0, self.tidx, weight.index_select(0, self.widx) * self.coef(weight))
+        flat.index_add_(0, self.tidx, weight.index_select(0, self.widx) * self.coef(weight))  # in place: no copy
         return flat.view(self.shape)
 
     def forward(self, x1: torch.Tensor, x2: torch.Tensor) -> torch.Tensor:
