@@ -82,9 +82,11 @@ class DenseProduct(torch.nn.Module):
     matrix product. ``species=True`` is for products with a one-hot species as second input (the species-dependent
     linear maps): ``forward(x, index)`` then picks each node's species with ``index`` from :func:`species_index`.
     ``row_maps`` (one per product, or None) and ``col_map`` renumber first-input and output components.
+    ``square=True`` is for a product of a feature with itself (``forward(x, x)``): ``T[i, j] + T[j, i]`` is kept
+    for ``i <= j`` only, and multiplies ``x[i] x[j]`` for those pairs (half the tensor and half the product).
     """
 
-    def __init__(self, tps, *, species: bool = False, row_maps=None, col_map=None) -> None:
+    def __init__(self, tps, *, species: bool = False, row_maps=None, col_map=None, square: bool = False) -> None:
         super().__init__()
         tps = list(tps) if isinstance(tps, (list, tuple)) else [tps]
         object.__setattr__(self, "tps", tps)  # not submodules: the weights stay where they are saved
@@ -101,6 +103,19 @@ class DenseProduct(torch.nn.Module):
             rows += tp.irreps_in1.dim
             weights += tp.weight_numel
         tidx, widx, coef = (np.concatenate(column) for column in zip(*parts, strict=True))
+        self.square = square
+        if square:
+            if species or len(tps) != 1 or tps[0].irreps_in1 != tps[0].irreps_in2:
+                raise ValueError("a square product needs one product of a feature with itself")
+            d1 = self.shape[0]
+            first, second = np.triu_indices(d1)  # the pairs i <= j, row by row
+            pair = np.full((d1, d1), -1, dtype=np.int64)
+            pair[first, second] = np.arange(len(first))
+            i, j, k = np.unravel_index(tidx, self.shape)
+            tidx = pair[np.minimum(i, j), np.maximum(i, j)] * d3 + k
+            self.shape = (len(first), 1, d3)
+            self.register_buffer("first", torch.from_numpy(first.astype(np.int64)), persistent=False)
+            self.register_buffer("second", torch.from_numpy(second.astype(np.int64)), persistent=False)
         self.register_buffer("tidx", torch.from_numpy(tidx), persistent=False)
         self.register_buffer("widx", torch.from_numpy(widx), persistent=False)
         self._coef64 = torch.from_numpy(coef)  # float64, not a buffer: casting the module leaves it exact
@@ -126,6 +141,10 @@ class DenseProduct(torch.nn.Module):
             if d2 == 1:
                 return x1 @ t.view(d1, d3)
             return (x1 @ t.view(d1, d2 * d3)).view(-1, d3).index_select(0, x2)
+        if self.square:
+            if x2 is not x1:
+                raise ValueError("a square product multiplies a feature with itself: call it as forward(x, x)")
+            return (x1.index_select(1, self.first) * x1.index_select(1, self.second)) @ t.view(d1, d3)
         outer = (x1.unsqueeze(2) * x2.unsqueeze(1)).reshape(x1.shape[0], d1 * d2)
         return outer @ t.view(d1 * d2, d3)
 

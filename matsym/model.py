@@ -414,7 +414,7 @@ class EquivariantNetwork(torch.nn.Module):
                 {
                     "conv": _dense.DenseConvolution(layer["conv"], col_map=gate.input_map),
                     "gate": gate,
-                    "square": _dense.DenseProduct(layer["square"]),
+                    "square": _dense.DenseProduct(layer["square"], square=True),
                 }
             )
             self._dense_layers.append(dense)
