@@ -643,7 +643,8 @@ class OrderParameterSearch:
         """Save the network weights with safetensors (no pickle)."""
         from safetensors.torch import save_file
 
-        state = {k: v.detach().contiguous().cpu() for k, v in self.network.state_dict().items()}
+        # copies: the optimiser keeps the parameters as views of one flat tensor, and safetensors refuses shared memory
+        state = {k: v.detach().cpu().clone() for k, v in self.network.state_dict().items()}
         state["order_parameter.theta"] = self.order_parameter.theta.detach().cpu().clone()
         save_file(state, str(path))
 

@@ -240,6 +240,9 @@ def test_adam_matches_torch_optim_adam(skip_one):
     for a, b in zip(ours, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
     assert all((a - s).abs().max() > 0.1 for a, s in zip(ours, start, strict=True))  # 30 steps of 0.05 moved them
+    # the parameters are views of one flat tensor (one update for all) until one of them misses a step
+    assert all(p.data_ptr() == opt._flat[0][:1].data_ptr() + 8 * 15 * i for i, p in enumerate(ours))
+    assert len(set(opt.steps)) == (2 if skip_one else 1)
 
 
 def test_device_names_are_checked(square_pair):
