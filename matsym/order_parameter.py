@@ -330,6 +330,7 @@ class OrderParameter(torch.nn.Module):
         # a group's penalty counts once per site it covers, divided like the data loss by the number of sites
         share = np.bincount(self.groups, minlength=self.num_groups) / self.num_nodes
         self.register_buffer("group_share", torch.as_tensor(share, dtype=torch.float64)[:, None])
+        self._share_total = float(np.sum(share))
         self.theta = torch.nn.Parameter(torch.zeros(self.num_groups, self.irreps.dim, dtype=torch.float64))
         self.recording: list[torch.Tensor] | None = None
         self.span: torch.Tensor | None = None  # [k, num_groups * dim] orthonormal rows, or None (no restriction)
@@ -415,12 +416,14 @@ class OrderParameter(torch.nn.Module):
         if self.recording is not None:
             self.recording.append((grad @ self.projector).reshape(-1).clone())
         step = min(lr / norm, max_scale * lr) if norm > 0 else max_scale * lr
-        theta = self.theta - step * grad
+        theta = torch.add(self.theta, grad, alpha=-step)
         if self.span is not None:
             theta = (self.span.T @ (self.span @ theta.reshape(-1))).reshape(theta.shape)
-        # soft-thresholding last, so that unused components end at exactly zero
-        threshold = step * self.penalty_weights * float(penalise)
-        theta = torch.sign(theta) * torch.clamp(theta.abs() - threshold, min=0.0)
+        # soft-thresholding last, so that unused components end at exactly zero:
+        # sign(t) max(|t| - c, 0) = t - clamp(t, -c, c), exactly
+        if penalise:
+            threshold = step * self.penalty_weights
+            theta = theta - torch.clamp(theta, min=-threshold, max=threshold)
         self.theta.copy_(theta @ self.projector)
         self.renormalise_()
         return step
@@ -462,6 +465,6 @@ class OrderParameter(torch.nn.Module):
         """Scale the order parameter down to RMS ``norm`` over its sites if it is larger (no-op for None)."""
         if self.norm is None:
             return
-        ms = float(((self.theta**2).sum(dim=1, keepdim=True) * self.group_share).sum() / self.group_share.sum())
+        ms = float((self.theta.square() * self.group_share).sum()) / self._share_total
         if ms > self.norm**2:
             self.theta.mul_(self.norm / ms**0.5)

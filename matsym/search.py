@@ -357,7 +357,8 @@ class OrderParameterSearch:
 
     def _loss(self, radial=None) -> torch.Tensor:
         pred = self.network(self._features(), self.geometry, radial)
-        return ((pred - self.target_signal) ** 2).mean() / self.target_scale
+        loss = torch.nn.functional.mse_loss(pred, self.target_signal)  # one operation each way
+        return loss if self.target_scale == 1.0 else loss / self.target_scale
 
     def _optimizer(self, lr: float) -> Adam:
         """Adam on the network's parameters (:class:`matsym._adam.Adam`: torch's update, without importing
