@@ -102,18 +102,18 @@ def test_bad_irreps_raise_matsym_error():
         EquivariantNetwork("1x0e", "0e+1o+2e+3o+4e+5o+6e", NetworkConfig(layers=1, sh_lmax=2))
 
 
-def _species_graph(rattled: bool):
+def _species_graph(rattled: bool, cutoff: float = 4.5):
     from matsym.graph import build_graph
 
-    return build_graph(_distorted_perovskite() if rattled else cubic_perovskite() * (2, 1, 1), 4.5)
+    return build_graph(_distorted_perovskite() if rattled else cubic_perovskite() * (2, 1, 1), cutoff)
 
 
-def _species_geometry(config: NetworkConfig, dtype=torch.float64, rattled: bool = True):
+def _species_geometry(config: NetworkConfig, dtype=torch.float64, rattled: bool = True, cutoff: float = 4.5):
     """A 2x1x1 perovskite (Sr, Ti, O: three species), rattled or cubic, with its one-hot species."""
     s = _distorted_perovskite() if rattled else cubic_perovskite() * (2, 1, 1)
     kinds = sorted({sp.symbol for sp in s.species})
     onehot = np.eye(len(kinds))[[kinds.index(sp.symbol) for sp in s.species]]
-    geometry = EdgeGeometry.from_graph(_species_graph(rattled), config, dtype=dtype, node_attr=onehot)
+    geometry = EdgeGeometry.from_graph(_species_graph(rattled, cutoff), config, dtype=dtype, node_attr=onehot)
     return geometry, len(kinds)
 
 
@@ -129,22 +129,34 @@ def _species_geometry(config: NetworkConfig, dtype=torch.float64, rattled: bool 
     ids=["default", "one-layer", "uvw-three-layers", "radial-two-hidden", "radial-linear"],
 )
 @pytest.mark.parametrize("grouped", [False, True], ids=["fused", "grouped"])
-@pytest.mark.parametrize("rattled", [True, False], ids=["rattled", "cubic"])
-def test_dense_evaluation_equals_e3nn_path_by_path(seed, config, grouped, rattled, monkeypatch):
+@pytest.mark.parametrize(
+    ("rattled", "cutoff"), [(True, 4.5), (False, 4.5), (False, 3.5)], ids=["rattled", "cubic", "cubic-directions"]
+)
+def test_dense_evaluation_equals_e3nn_path_by_path(seed, config, grouped, rattled, cutoff, monkeypatch):
     """forward() (dense operators, matsym._dense) is the same function as e3nn's path-by-path evaluation, with the
     same gradients for inputs and every parameter: float64, three species, to 1e-12. Both ways of weighting the
     messages (all at once on small graphs, group by group on large ones) are checked, on a rattled graph (every
-    edge length distinct) and on a cubic one, whose messages are summed per (node, edge length) pair before they
-    are weighted (matsym._dense.edge_classes)."""
-    from matsym._dense import DenseConvolution, edge_classes
+    edge length distinct) and on cubic ones, whose messages are summed per (node, edge length) pair before they
+    are weighted (matsym._dense.edge_classes); at 3.5 A the cubic graph's 26 directions also share their
+    operators (matsym._dense.edge_directions)."""
+    from matsym._dense import DenseConvolution, edge_classes, edge_directions
 
     monkeypatch.setattr(DenseConvolution, "GROUPED_FROM_EDGES", 0 if grouped else 10**9)
-    geo, n_species = _species_geometry(config, rattled=rattled)
+    geo, n_species = _species_geometry(config, rattled=rattled, cutoff=cutoff)
     classes = edge_classes(geo)
+    directions = edge_directions(geo)
+    assert (directions is not None) == (cutoff == 3.5)
+    if directions is not None:  # every edge in one slot, and the edges of a run share their direction
+        slots = directions["slots"].view(directions["D"], directions["C"])
+        assert directions["D"] == 26
+        assert sorted(slots[slots >= 0].tolist()) == list(range(len(geo.edge_src)))
+        for run in slots:
+            sh = geo.edge_sh[run[run >= 0]]
+            assert (sh - sh[0]).abs().max() < 1e-12
     if rattled:
         assert classes is None
     else:  # the classes are the distinct edge lengths (to 1e-6 A), and the pairs are far fewer than the edges
-        lengths = np.round(np.linalg.norm(_species_graph(rattled=False).edge_vec, axis=1), 6)
+        lengths = np.round(np.linalg.norm(_species_graph(rattled=False, cutoff=cutoff).edge_vec, axis=1), 6)
         dst = geo.edge_dst.numpy()
         assert len(classes["rep"]) == len(np.unique(lengths)) >= 3
         assert len(classes["node"]) == len({(int(n), r) for n, r in zip(dst, lengths, strict=True)})
@@ -215,6 +227,21 @@ def test_edge_products_and_their_gradient_match_a_plain_contraction(mul):
     summed = torch.zeros(4, reference(x).shape[1], dtype=x.dtype).index_add(0, key, reference(x))
     torch.testing.assert_close(_EdgeProducts.apply(x, layout, operators, key, 4), summed, rtol=0, atol=1e-12)
     assert torch.autograd.gradcheck(lambda x: _EdgeProducts.apply(x, layout, operators, key, 4), (x,))
+    # rows in runs sharing one operator (edges of one direction): 3 runs of 5 rows, operators [3, dim, width]
+    shared = [_edge_operator_forms(g[:3], mul * 5) for g in raw]
+    xs = torch.randn(15, x.shape[1], dtype=torch.float64, generator=gen, requires_grad=True)
+    expanded = [g[:3].repeat_interleave(5, dim=0) for g in raw]  # each run's operator, row by row
+    want = torch.cat(
+        [
+            torch.einsum("eum,emc->euc", xs[:, a : a + m * d].reshape(15, m, d), g).reshape(15, -1)
+            for (a, m, d), g in zip(layout, expanded, strict=True)
+        ],
+        dim=1,
+    )
+    key = torch.arange(15) % 4
+    summed = torch.zeros(4, want.shape[1], dtype=x.dtype).index_add(0, key, want)
+    torch.testing.assert_close(_EdgeProducts.apply(xs, layout, shared, key, 4, 5), summed, rtol=0, atol=1e-12)
+    assert torch.autograd.gradcheck(lambda xs: _EdgeProducts.apply(xs, layout, shared, key, 4, 5), (xs,))
 
 
 def test_dense_operators_leave_saved_weights_unchanged_and_stay_exact_when_cast(seed):
