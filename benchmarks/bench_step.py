@@ -9,9 +9,9 @@ One step is what :class:`matsym.search.OrderParameterSearch` does per iteration 
   irrep, radial MLP 10->100->100->100) and the paper's perovskite inputs: fixed scalars plus candidate irreps
   L = 0..4 of both parities on the B sites. Same graph, same output signal, same dtype.
 
-The default is timed in two blocks of steps, before and after the reference, and pooled (the shared host drifts
-between faster and slower phases). Also timed: a whole ``run()`` of the default search (seconds / steps taken),
-with the quality it reaches.
+Each block of steps runs in a fresh process, alternating default and reference (D, R, D, R, D), and each
+configuration's blocks are pooled (the shared host drifts between faster and slower phases). Also timed: a whole
+``run()`` of the default search (seconds / steps taken), with the quality it reaches.
 
 Run: ``python benchmarks/bench_step.py [--quick]``.
 """
@@ -179,14 +179,14 @@ def quality(result) -> dict:
 def main(argv=None) -> int:
     parser = add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--steps", type=int, default=None, help="timed steps of the default (default 50; quick 10)")
-    parser.add_argument("--ref-steps", type=int, default=None, help="timed reference steps (default 3; quick 1)")
+    parser.add_argument("--ref-steps", type=int, default=None, help="timed reference steps (default 4; quick 1)")
     parser.add_argument("--no-run", action="store_true", help="skip the whole run() of the default search")
     parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--budget", type=float, default=float("inf"), help=argparse.SUPPRESS)
     args = parse_common(parser, argv)
     report = Report("bench_step", args.quick)
     n_default = args.steps or (10 if args.quick else 50)
-    n_ref = args.ref_steps or (1 if args.quick else 3)
+    n_ref = args.ref_steps or (1 if args.quick else 4)
 
     if args.worker:
         print(json.dumps(worker(args.worker, args.steps, args.budget)))
@@ -195,16 +195,16 @@ def main(argv=None) -> int:
 
     parent, target = pnma_pair()
 
-    # Each configuration is timed in a fresh process, as a search runs, in the order default, reference, default;
-    # the default's two blocks are pooled. Sharing one process skews the second block (after the reference's
-    # large tensors the default ran 12% slower), and the shared host drifts between faster and slower phases
-    # over seconds: the blocks on both sides of the reference carry the same drift.
+    # Each configuration is timed in fresh processes, as a search runs, alternating: default, reference, default,
+    # reference, default; each configuration's blocks are pooled. Sharing one process skews the default (after
+    # the reference's large tensors it ran 12% slower), and the shared host drifts between faster and slower
+    # phases over seconds: alternating blocks expose both configurations to the same drift.
     budget = 1.0 if args.quick else 2.5
-    blocks = [
-        run_worker("default", (n_default + 1) // 2, budget),
-        run_worker("reference (paper)", n_ref, float("inf")),
-        run_worker("default", n_default // 2, budget),
-    ]
+    ref_blocks = 1 if args.quick else 2
+    blocks = [run_worker("default", -(-n_default // (ref_blocks + 1)), budget)]
+    for _ in range(ref_blocks):
+        blocks.append(run_worker("reference (paper)", -(-n_ref // ref_blocks), float("inf")))
+        blocks.append(run_worker("default", -(-n_default // (ref_blocks + 1)), budget))
     rows, data = [], {}
     for name in ("default", "reference (paper)"):
         mine = [b for b in blocks if b["name"] == name]
@@ -247,8 +247,9 @@ def main(argv=None) -> int:
         f"parameters. Inputs: default {d['irreps_in']}, reference {r['irreps_in']}; output {d['irreps_out']} "
         f"for both (the search's default signal). A step = forward + backward + Adam on the network + "
         f"proximal step on the order parameter, as in the joint search. Importing matsym.search took "
-        f"{d['import_s']:.1f} s. Each configuration ran in a fresh process (default, reference, default; the "
-        f"default's two blocks pooled: medians {', '.join(fmt_ms(x) for x in d['block_medians_s'])} ms). "
+        f"{d['import_s']:.1f} s. Each block of steps ran in a fresh process, alternating default and reference, "
+        f"blocks pooled (block medians: default {', '.join(fmt_ms(x) for x in d['block_medians_s'])} ms; "
+        f"reference {', '.join(fmt_ms(x) for x in r['block_medians_s'])} ms). "
         f"The paper quotes 2-4 M parameters for networks of this size; matsym's network class at the paper's "
         f"sizes has {r['num_parameters']:,}."
     )
