@@ -14,6 +14,12 @@ as a handful of dense operations:
   the :class:`~matsym.model.EdgeGeometry`; the per-edge radial weights are then applied by one gather and one
   product.
 
+On the high-symmetry graphs a search starts from (a parent structure), two more savings apply, both exact up to
+rounding: edges of one length share their radial weights, so messages are summed per (receiving node, length)
+before they are weighted (:func:`edge_classes`); and edges of one direction share their operator ``G``, so each
+group's products run as a few large matrix products, one per direction, instead of one tiny product per edge
+(:func:`edge_directions`). Graphs without such repeats (a distorted parent) take the per-edge path.
+
 The operators are read from the e3nn modules' own instructions (``path_weight`` and :func:`e3nn.o3.wigner_3j`),
 and the tests compare both evaluations to 1e-12 in float64. The parameters stay in the e3nn modules, so saved
 weights are unchanged.
@@ -345,7 +351,9 @@ class DenseConvolution(torch.nn.Module):
     three contiguous blocks).
     """
 
-    GROUPED_FROM_EDGES = 2000  # see forward(); measured on Pnma supercells: fused faster at 1,216 edges, even at 2,432
+    # see forward(); measured with per-edge weights on Pnma supercells: fused faster at 1,216 edges, even at 2,432.
+    # With length classes all groups at once was faster at every size (2,432 to 19,456 edges), so they never group.
+    GROUPED_FROM_EDGES = 2000
 
     def __init__(self, conv, col_map: np.ndarray | None = None) -> None:
         super().__init__()
@@ -472,11 +480,12 @@ class DenseConvolution(torch.nn.Module):
     def forward(self, x: torch.Tensor, geometry, radial_weight: torch.Tensor | None = None) -> torch.Tensor:
         """``radial_weight``: optional, the radial network's output in e3nn's layout ([E, weight_numel]).
 
-        'uvu' messages are computed in one of two ways, whichever was faster: on small graphs all groups at once
-        (fewest operations); from ``GROUPED_FROM_EDGES`` edges on, group by group (no [E, all components]
-        tensors, whose memory traffic dominates on large graphs). Either way, where the graph's edges fall into
-        few length classes (:func:`edge_classes`), messages are summed per (node, class) pair before they are
-        weighted, and the radial network runs once per class.
+        'uvu' messages: where the graph's edges fall into few length classes (:func:`edge_classes`), all groups at
+        once, each group's messages summed per (node, class) pair before they are weighted (the radial network
+        runs once per class), and, where they also fall into few directions, with one operator per direction
+        (:func:`edge_directions`). Otherwise each edge is weighted: on small graphs all groups at once (fewest
+        operations); from ``GROUPED_FROM_EDGES`` edges on, group by group (no [E, all components] tensors, whose
+        memory traffic dominates on large graphs).
         """
         if self.mode == "uvw":
             operators = self._edge_operators(geometry, x.dtype)
@@ -503,7 +512,7 @@ class DenseConvolution(torch.nn.Module):
                 return hidden @ last.index_select(1, widx)
             return per_row.index_select(1, widx)
 
-        if x_src.shape[0] < self.GROUPED_FROM_EDGES:
+        if classes is not None or x_src.shape[0] < self.GROUPED_FROM_EDGES:
             layout = [(group["start"], group["mul"], group["dim"]) for group in self.groups]
             chunks = [(x_src, layout, operators, self.widx)]
         else:
