@@ -11,9 +11,10 @@ differs. The timings use only the public or long-standing API, so old commits ru
 - ``import``: importing ``matsym.search`` in a fresh interpreter (median of 3);
 - ``graph``: ``matsym.graph.build_graph`` on the rattled SrTiO3 supercells of ``bench_graph.py``.
 
-Run: ``python benchmarks/compare_commits.py OLD NEW [MORE ...] [--what import,step,step64,graph] [--record]``.
+Run: ``python benchmarks/compare_commits.py OLD NEW [MORE ...] [--what import,step,step64,graph] [--rounds N]``.
 With ``--chain`` each commit is compared with the one before it (what each change gave), otherwise with the
-first. With ``--record`` the table is appended to RESULTS.md.
+first. ``--rounds N`` times the commits N times in turn and takes medians (drift of the shared host reaches
+every commit alike). With ``--record`` the table is appended to RESULTS.md.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -145,6 +147,13 @@ def main(argv=None) -> int:
     parser.add_argument(
         "--what", default="import,step,step64,graph", help="comma-separated: import, step, step64, graph"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="time every commit this many times, round robin, and take the median of the rounds (the shared "
+        "host drifts between faster and slower phases; rounds expose every commit to the same drift)",
+    )
     args = parse_common(parser, argv)
     what = [w.strip() for w in args.what.split(",") if w.strip()]
     report = Report("compare_commits", args.quick)
@@ -154,19 +163,35 @@ def main(argv=None) -> int:
             ["git", "rev-parse", "--short", commit], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
         shas.append(sha)
-    results: dict[str, dict[str, float | None]] = {}
+    rounds: dict[str, list[dict[str, float | None]]] = {sha: [] for sha in shas}
     subprocess.run(["git", "worktree", "prune"], cwd=ROOT, check=False)  # trees of an interrupted earlier run
     with tempfile.TemporaryDirectory(prefix="matsym-compare-") as tmp:
-        for sha in shas:
-            tree = Path(tmp) / sha
-            subprocess.run(
-                ["git", "worktree", "add", "--detach", str(tree), sha], cwd=ROOT, check=True, capture_output=True
-            )
-            try:
-                print(f"timing {sha} ...", flush=True)
-                results[sha] = measure(tree, what)
-            finally:
+        trees = {}
+        try:
+            for sha in shas:
+                trees[sha] = Path(tmp) / sha
+                subprocess.run(
+                    ["git", "worktree", "add", "--detach", str(trees[sha]), sha],
+                    cwd=ROOT,
+                    check=True,
+                    capture_output=True,
+                )
+            for k in range(max(args.rounds, 1)):
+                for sha in shas:
+                    print(f"timing {sha} (round {k + 1} of {max(args.rounds, 1)}) ...", flush=True)
+                    rounds[sha].append(measure(trees[sha], what))
+        finally:
+            for tree in trees.values():
                 subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=False)
+
+    def pooled(runs: list[dict[str, float | None]]) -> dict[str, float | None]:
+        out = {}
+        for key in runs[0]:
+            values = [r[key] for r in runs]
+            out[key] = None if None in values else statistics.median(values)
+        return out
+
+    results = {sha: pooled(runs) for sha, runs in rounds.items()}
 
     def ratio(old: str, new: str, key: str) -> str:
         a, b = results[old][key], results[new][key]
@@ -182,8 +207,9 @@ def main(argv=None) -> int:
     report.table(f"Timings at commits {', '.join(shas)} (ms, medians; ratio > 1: faster than {against})", header, rows)
     report.note(
         "Each commit in its own git worktree and fresh process, the same virtual environment, 1 thread; "
+        f"{max(args.rounds, 1)} round(s), commits in turn, median of the rounds; "
         f"command: `python benchmarks/compare_commits.py {' '.join(args.commits)} --what {','.join(what)}"
-        f"{' --chain' if args.chain else ''}`."
+        f"{' --chain' if args.chain else ''} --rounds {max(args.rounds, 1)}`."
     )
     report.data["seconds"] = results
     return report.finish(args)
