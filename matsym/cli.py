@@ -234,6 +234,8 @@ def cmd_find(args: argparse.Namespace) -> int:
         kwargs["max_steps"] = args.steps
     if args.device is not None:
         kwargs["device"] = args.device
+    if args.threads is not None:
+        kwargs["threads"] = args.threads
     search = OrderParameterSearch(parent, target, **kwargs)
     result = search.run(progress=_progress_enabled(args))
 
@@ -418,6 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("--seed", type=int, default=0, help="seed of the network's initial weights (default 0)")
     find.add_argument("--steps", type=_positive_int, metavar="N", help="step budget of the joint search")
     find.add_argument("--device", metavar="DEV", help="torch device of the network: cpu (default), cuda, cuda:1, ...")
+    find.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="torch threads of the search (default 1; large cells run faster with more, small ones do not)",
+    )
     find.add_argument("--force", action="store_true", help="overwrite existing output files")
     find.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     find.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

@@ -93,7 +93,7 @@ def test_target_is_in_pbnm_setting(files, monkeypatch):
 @pytest.fixture(scope="module")
 def found(files) -> tuple[Path, dict]:
     """The acceptance run: `matsym find parent.cif target.cif --sites Ti --irreps 1e --out d` (with a
-    300-step search budget to keep it short, and --json)."""
+    300-step search budget to keep it short, two torch threads, and --json)."""
     args = [
         "find",
         "parent.cif",
@@ -104,6 +104,8 @@ def found(files) -> tuple[Path, dict]:
         "1e",
         "--steps",
         "300",
+        "--threads",
+        "2",
         "--out",
         "d",
         "--json",
@@ -122,6 +124,7 @@ def test_find_recovers_b_site_pseudovectors(found, files):
     assert report["curie_compatible"] is False
     assert report["space_groups"] == {"0.001": [62, "Pnma"], "0.01": [62, "Pnma"]}
     assert report["irrep_fractions"]["1e"] > 0.999
+    assert OrderParameterResult.from_json(out / "result.json").settings["config"]["threads"] == 2
 
     result = OrderParameterResult.from_json(out / "result.json")
     ti = [i for i, site in enumerate(result.parent) if site.specie.symbol == "Ti"]
@@ -229,8 +232,9 @@ def test_user_errors_are_one_line(files, args, fragments):
         ("verify", "parent.cif", "--symprec", "-1"),
         ("distort", "parent.cif", "-o", "x.cif"),
         ("find", "parent.cif", "target.cif", "--out", "d", "--steps", "zero"),
+        ("find", "parent.cif", "target.cif", "--out", "d", "--threads", "0"),
     ],
-    ids=["no-command", "unknown-command", "missing-args", "bad-symprec", "no-result", "bad-steps"],
+    ids=["no-command", "unknown-command", "missing-args", "bad-symprec", "no-result", "bad-steps", "bad-threads"],
 )
 def test_usage_errors_exit_2(files, args):
     proc = run(*args, cwd=files)

@@ -211,6 +211,9 @@ def test_bad_settings_raise():
         OrderParameterSearch(square, rectangle, irreps="2e", max_stepz=3)
     with pytest.raises(SearchError, match="dtype"):
         OrderParameterSearch(square, rectangle, irreps="2e", dtype="float16")
+    for bad in (0, -2, 1.5, "2", True):
+        with pytest.raises(SearchError, match="threads: expected a positive integer"):
+            OrderParameterSearch(square, rectangle, irreps="2e", threads=bad)
 
 
 @pytest.mark.parametrize("skip_one", [False, True])
