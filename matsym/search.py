@@ -61,7 +61,8 @@ class SearchConfig:
         max_decays: plateaus after which a phase ends.
         stage_loss: loss ratio at which the growth stops unlocking higher L.
         span_steps: order-parameter steps at the start of each growth stage whose gradients span the subspace the
-            order parameter is then restricted to (0 disables; see ``OrderParameter.lock_span_``).
+            order parameter is then restricted to (0 disables; see ``OrderParameter.lock_span_``). They run in
+            float64 whatever ``dtype`` is, so that float32 rounding does not enter the span.
         span_tol: relative singular value below which a recorded gradient direction counts as rounding noise.
         search_loss: loss ratio at which the penalised search stops (the polish refines the fit further).
         prune_share: components below this share of the order parameter's squared norm are tried
@@ -453,11 +454,44 @@ class OrderParameterSearch:
             if cfg.span_steps > 0:
                 # the first steps of each stage record the gradients whose span the order parameter is locked to
                 op.start_recording()
-                grow(cfg.span_steps)
+                with self._in_float64():
+                    grow(cfg.span_steps)
                 op.lock_span_(cfg.span_tol)
             grow(cfg.max_steps)
             if self._current_loss() <= cfg.stage_loss:
                 break
+
+    @contextlib.contextmanager
+    def _in_float64(self):
+        """Run the enclosed steps in float64 (network, geometry, inputs and target), then return to the search's
+        dtype. Used where rounding noise would be locked in for good: the gradients whose span confines the order
+        parameter (see :meth:`_grow`)."""
+        if self.dtype == torch.float64:
+            yield
+            return
+        saved = self.dtype, self.geometry, self.fixed_features, self.target_signal
+        self.network.to(torch.float64)
+        self.dtype, self.geometry = torch.float64, self._float64_geometry()
+        self.fixed_features, self.target_signal = self.fixed_features.double(), self.target_signal.double()
+        try:
+            yield
+        finally:
+            self.dtype, self.geometry, self.fixed_features, self.target_signal = saved
+            self.network.to(self.dtype)
+
+    def _float64_geometry(self) -> EdgeGeometry:
+        """The graph's geometry in float64 (built once; its dense operators are cached on it)."""
+        if self.dtype == torch.float64:
+            return self.geometry
+        if getattr(self, "_geometry64", None) is None:
+            self._geometry64 = EdgeGeometry.from_graph(
+                self.problem.graph,
+                self.network.config,
+                dtype=torch.float64,
+                device=self.device,
+                node_attr=self.node_attr,
+            )
+        return self._geometry64
 
     def _nothing_to_find(self) -> bool:
         return float(np.abs(self.problem.displacements).max(initial=0.0)) <= self.config.nothing_tol
@@ -543,9 +577,7 @@ class OrderParameterSearch:
         from matsym.signals import decode
 
         net64 = self.network.to(torch.float64)
-        geometry64 = EdgeGeometry.from_graph(
-            self.problem.graph, self.network.config, dtype=torch.float64, device=self.device, node_attr=self.node_attr
-        )
+        geometry64 = self._float64_geometry()
         feats = torch.cat([self.fixed_features.double(), self.order_parameter.features(torch.float64)], dim=1)
         pred = net64(feats, geometry64).detach().cpu().numpy()
         self.network.to(self.dtype)

@@ -256,14 +256,14 @@ def test_pnma_with_a_site_displacements_and_strain_from_the_5_atom_parent():
     assert result.metrics["displacement_error_ratio"] <= 0.10
 
 
-def test_three_unequal_tilts_a_plus_b_plus_c_minus_give_pmmn_in_float32():
-    """a+b+c- with three different angles (5, 6, 7 degrees; not a tilt system of the paper) from the default
-    candidates in the default float32: the predicted structure is the target's Pmmn at both tolerances, and the
-    1e order parameter of the eight Ti sites (two orbits in Pmmn) maps onto itself under the target's operations."""
-    parent, target = tilted_perovskite("a+b+c-", [5.0, 6.0, 7.0])
-    assert _groups(target) == [59, 59]
-    result = OrderParameterSearch(parent, target, sites="Ti", irreps="0e+0o+1e+1o+2e+2o").run()
-    assert _groups(result.predicted_structure) == [59, 59], result.summary()
-    assert min(_site_fractions(result, "1e")) >= 0.90
-    assert _field_symmetry_error(result, "1e") <= 1e-3
+@pytest.mark.parametrize(("glazer", "group"), [("a+b+c-", 59), ("a+b+c+", 71)])
+def test_three_unequal_tilts_with_default_settings_keep_the_target_group_in_float32(glazer, group):
+    """Three different tilt angles (5, 6, 7 degrees; tilt systems the paper does not treat), order parameters on
+    every site with the default candidates, default float32: the predicted structure has the target's group
+    (Pmmn, Immm) at both tolerances. Before the growth stages recorded their gradient span in float64, float32
+    rounding entered the locked span and both came out in lower groups at 1e-3 (a+b+c-: P1)."""
+    parent, target = tilted_perovskite(glazer, [5.0, 6.0, 7.0])
+    assert _groups(target) == [group, group]
+    result = OrderParameterSearch(parent, target).run()
+    assert _groups(result.predicted_structure) == [group, group], result.summary()
     assert result.metrics["displacement_error_ratio"] <= FIT

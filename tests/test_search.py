@@ -273,3 +273,23 @@ def test_cuda_search_agrees_with_cpu(pnma_pair):
     gpu = OrderParameterSearch(parent, target, device="cuda", **settings).run()
     np.testing.assert_allclose(gpu.order_parameter, cpu.order_parameter, rtol=0, atol=1e-5)
     np.testing.assert_allclose(gpu.predicted_displacements, cpu.predicted_displacements, rtol=0, atol=1e-5)
+
+
+def test_float64_steps_return_to_the_search_dtype(square_pair):
+    """The growth stages record their gradient span in float64 (OrderParameterSearch._in_float64): inside, the
+    network, geometry, inputs and loss are float64; after, everything is float32 again and the loss is unchanged
+    to float32 rounding."""
+    import torch
+
+    square, rectangle = square_pair
+    search = OrderParameterSearch(square, rectangle, irreps="2e")
+    before = search._current_loss()
+    with search._in_float64():
+        assert search._loss().dtype == torch.float64
+        assert all(p.dtype == torch.float64 for p in search.network.parameters())
+        inside = search._current_loss()
+    assert search.dtype == torch.float32 and search._loss().dtype == torch.float32
+    assert all(p.dtype == torch.float32 for p in search.network.parameters())
+    assert search.geometry.edge_sh.dtype == torch.float32
+    assert abs(inside - before) <= 1e-5 * max(abs(before), 1e-12)
+    assert search._current_loss() == before
