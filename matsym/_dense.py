@@ -439,6 +439,17 @@ class DenseConvolution(torch.nn.Module):
         if last.act is not None:
             raise NotImplementedError("the radial network's last layer must be linear")
         self.radial_scale = 1.0 / float((last.h_in * last.var_in / last.var_out) ** 0.5)  # e3nn's normalisation
+        # e3nn's hidden layers compute act(x @ (W / sqrt(h_in var_in))) * sqrt(var_out), act = f(.) * cst: the
+        # constant factors move onto x (the first layer's input is the fixed radial basis, scaled once and cached;
+        # later ones get a single product after the activation): in_scale, then per layer (f, scale after f)
+        hidden = list(conv.radial)[:-1]
+        scales = [1.0 / float((layer.h_in * layer.var_in) ** 0.5) for layer in hidden] + [self.radial_scale]
+        self.radial_in_scale = scales[0]
+        self.radial_layers = []
+        for layer, next_scale in zip(hidden, scales[1:], strict=True):
+            act = layer.act
+            post = float(layer.var_out**0.5) * (1.0 if act._is_id else float(act.cst))
+            self.radial_layers.append((act.f, post * next_scale))
 
     def _edge_operators(self, geometry, dtype: torch.dtype, directions: dict | None = None) -> list[tuple]:
         """Per group, ``G[e, m1, (path, m3)]`` = path weight x CG contracted with the edge's spherical harmonics,
@@ -472,10 +483,14 @@ class DenseConvolution(torch.nn.Module):
         """The radial network up to its last (linear) layer (for the edges ``rows``, default all), and that layer's
         matrix with e3nn's normalisation."""
         radial = self.conv.radial
-        h = geometry.edge_radial if rows is None else geometry.edge_radial.index_select(0, rows)
-        for layer in list(radial)[:-1]:
-            h = layer(h)
-        return h, radial[-1].weight * self.radial_scale
+        key = ("radial_in", self.radial_in_scale, rows is None)
+        h = geometry.cache.get(key)
+        if h is None:  # the radial basis of those edges with the first layer's factor: fixed for a graph
+            h = geometry.edge_radial if rows is None else geometry.edge_radial.index_select(0, rows)
+            h = geometry.cache[key] = h * self.radial_in_scale
+        for layer, (f, scale) in zip(list(radial)[:-1], self.radial_layers, strict=True):
+            h = f(h @ layer.weight) * scale
+        return h, radial[-1].weight
 
     def forward(self, x: torch.Tensor, geometry, radial_weight: torch.Tensor | None = None) -> torch.Tensor:
         """``radial_weight``: optional, the radial network's output in e3nn's layout ([E, weight_numel]).
