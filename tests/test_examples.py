@@ -79,6 +79,17 @@ def test_other_distortions_rejects_an_unknown_case(tmp_path):
         _load("other_distortions").main(["--out", str(tmp_path), "--cases", "a0a0c-,nonsense"])
 
 
+def test_tilt_systems_example_runs_selected_cases_and_rejects_unknown_ones(tmp_path, capsys):
+    out = tmp_path / "tilts"
+    assert _load("tilt_systems").main(["--quick", "--out", str(out), "--cases", "a0a0c-"]) == 0
+    rows = json.loads((out / "results.json").read_text())["cases"]
+    assert [r["glazer"] for r in rows] == ["a0a0c-"]
+    assert rows[0]["target"] == [140, "I4/mcm"] and set(rows[0]["found"]) == {"0.001", "0.01"}
+    assert "keep the target's group" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        _load("tilt_systems").main(["--out", str(tmp_path), "--cases", "a0a0c-,a9b9c9"])
+
+
 def test_square_rectangle_example_writes_both_figures(tmp_path, capsys):
     out = tmp_path / "square"
     assert _load("square_rectangle").main(["--quick", "--out", str(out)]) == 0
