@@ -173,6 +173,13 @@ def species_index(geometry) -> torch.Tensor:
 CLASS_TOL = 1e-9  # edge_classes: radial-basis rows equal to this share their radial weights
 
 
+def _equal_rows(t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Group index of each row of ``t`` (rows equal to ``CLASS_TOL`` share one) and the size of each group."""
+    quantised = torch.round(t.to(torch.float64) / CLASS_TOL).to(torch.int64)
+    _, group, counts = torch.unique(quantised, dim=0, return_inverse=True, return_counts=True)
+    return group, counts
+
+
 def edge_classes(geometry) -> dict | None:
     """Edges grouped by their radial input, for :class:`DenseConvolution` (cached on the geometry).
 
@@ -194,9 +201,8 @@ def edge_classes(geometry) -> dict | None:
     e = radial.shape[0]
     classes = None
     if e:
-        quantised = torch.round(radial.to(torch.float64) / CLASS_TOL).to(torch.int64)
-        _, r = torch.unique(quantised, dim=0, return_inverse=True)
-        n_cls = int(r.max()) + 1
+        r, counts = _equal_rows(radial)
+        n_cls = len(counts)
         pairs, pair_of_edge = torch.unique(dst * n_cls + r, return_inverse=True)
         if 2 * len(pairs) <= e:
             first = torch.full((n_cls,), e, dtype=torch.long, device=radial.device)
@@ -224,8 +230,7 @@ def edge_directions(geometry) -> dict | None:
     e = sh.shape[0]
     found = None
     if e:
-        quantised = torch.round(sh.to(torch.float64) / CLASS_TOL).to(torch.int64)
-        _, d, counts = torch.unique(quantised, dim=0, return_inverse=True, return_counts=True)
+        d, counts = _equal_rows(sh)
         n_dir, per = len(counts), int(counts.max())
         if 4 * n_dir <= e and 2 * n_dir * per <= 3 * e:
             order = torch.argsort(d, stable=True)  # edges direction by direction
@@ -272,14 +277,15 @@ def _edge_operator_forms(g: torch.Tensor, mul: int) -> tuple[torch.Tensor, torch
     faster than a copy), a contiguous copy where BLAS takes it.
     """
     _, dim, width = g.shape
+    scalar_loop = mul * dim * width < _BMM_SCALAR_LOOP
     pad = 0
-    if g.device.type == "cpu" and dim > 1 and mul * dim * width < _BMM_SCALAR_LOOP:
-        pad = -(-_BMM_SCALAR_LOOP // (mul * width)) - dim
-    forward = torch.nn.functional.pad(g, (0, 0, 0, pad)).contiguous() if pad > 0 else g
-    backward = forward[:, :dim, :].transpose(1, 2)
-    if mul * dim * width >= _BMM_SCALAR_LOOP:
+    if scalar_loop and dim > 1 and g.device.type == "cpu":
+        pad = -(-_BMM_SCALAR_LOOP // (mul * width)) - dim  # >= 1: the padded product reaches BLAS
+    forward = torch.nn.functional.pad(g, (0, 0, 0, pad)) if pad else g
+    backward = forward[:, :dim].transpose(1, 2)  # a view of the padded operator (no second copy kept)
+    if not scalar_loop:
         backward = backward.contiguous()
-    return forward, backward, max(pad, 0)
+    return forward, backward, pad
 
 
 class _EdgeProducts(torch.autograd.Function):
@@ -312,13 +318,8 @@ class _EdgeProducts(torch.autograd.Function):
             if key is not None:
                 z = z.new_zeros(rows, z.shape[1]).index_add_(0, key, z)
             parts.append(z)
-        ctx.layout, ctx.operators, ctx.width, ctx.key, ctx.per_operator = (
-            layout,
-            operators,
-            x.shape[1],
-            key,
-            per_operator,
-        )
+        ctx.layout, ctx.operators, ctx.key, ctx.per_operator = layout, operators, key, per_operator
+        ctx.width = x.shape[1]
         return torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
 
     @staticmethod
@@ -410,6 +411,7 @@ class DenseConvolution(torch.nn.Module):
                         "members": [(mul1, paths)],
                     }
                 )
+        self.layout = [(group["start"], group["mul"], group["dim"]) for group in self.groups]  # for _EdgeProducts
         cols = 0
         for group in self.groups:
             group["cols"] = (cols, cols + group["mul"] * group["width"])  # 'uvu': this group's message columns
@@ -528,8 +530,7 @@ class DenseConvolution(torch.nn.Module):
             return per_row.index_select(1, widx)
 
         if classes is not None or x_src.shape[0] < self.GROUPED_FROM_EDGES:
-            layout = [(group["start"], group["mul"], group["dim"]) for group in self.groups]
-            chunks = [(x_src, layout, operators, self.widx)]
+            chunks = [(x_src, self.layout, operators, self.widx)]
         else:
             chunks = [
                 (

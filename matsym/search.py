@@ -343,6 +343,7 @@ class OrderParameterSearch:
         self.network = EquivariantNetwork(irreps_in, irreps_out, cfg.network, num_species=len(kinds), dtype=self.dtype)
         self.network.to(self.device)
         self.node_attr = onehot[:, :-1]
+        self._geometry64 = None  # float64 copy, built by _in_float64 when first needed
         self.geometry = EdgeGeometry.from_graph(
             self.problem.graph, self.network.config, dtype=self.dtype, device=self.device, node_attr=self.node_attr
         )
@@ -464,34 +465,25 @@ class OrderParameterSearch:
     @contextlib.contextmanager
     def _in_float64(self):
         """Run the enclosed steps in float64 (network, geometry, inputs and target), then return to the search's
-        dtype. Used where rounding noise would be locked in for good: the gradients whose span confines the order
-        parameter (see :meth:`_grow`)."""
+        dtype. Used where rounding noise would be locked in for good (the gradients whose span confines the order
+        parameter, see :meth:`_grow`) and for the final prediction."""
         if self.dtype == torch.float64:
             yield
             return
         saved = self.dtype, self.geometry, self.fixed_features, self.target_signal
+        if self._geometry64 is None:  # built once; its dense operators are cached on it
+            graph, config = self.problem.graph, self.network.config
+            self._geometry64 = EdgeGeometry.from_graph(
+                graph, config, dtype=torch.float64, device=self.device, node_attr=self.node_attr
+            )
         self.network.to(torch.float64)
-        self.dtype, self.geometry = torch.float64, self._float64_geometry()
+        self.dtype, self.geometry = torch.float64, self._geometry64
         self.fixed_features, self.target_signal = self.fixed_features.double(), self.target_signal.double()
         try:
             yield
         finally:
             self.dtype, self.geometry, self.fixed_features, self.target_signal = saved
             self.network.to(self.dtype)
-
-    def _float64_geometry(self) -> EdgeGeometry:
-        """The graph's geometry in float64 (built once; its dense operators are cached on it)."""
-        if self.dtype == torch.float64:
-            return self.geometry
-        if getattr(self, "_geometry64", None) is None:
-            self._geometry64 = EdgeGeometry.from_graph(
-                self.problem.graph,
-                self.network.config,
-                dtype=torch.float64,
-                device=self.device,
-                node_attr=self.node_attr,
-            )
-        return self._geometry64
 
     def _nothing_to_find(self) -> bool:
         return float(np.abs(self.problem.displacements).max(initial=0.0)) <= self.config.nothing_tol
@@ -576,11 +568,8 @@ class OrderParameterSearch:
     def _predict(self):
         from matsym.signals import decode
 
-        net64 = self.network.to(torch.float64)
-        geometry64 = self._float64_geometry()
-        feats = torch.cat([self.fixed_features.double(), self.order_parameter.features(torch.float64)], dim=1)
-        pred = net64(feats, geometry64).detach().cpu().numpy()
-        self.network.to(self.dtype)
+        with self._in_float64():
+            pred = self.network(self._features(), self.geometry).detach().cpu().numpy()
         decoded = decode(pred * (self.length_scale * self.signal_scale), self.config.signal_lmax)
         return pred, decoded
 
