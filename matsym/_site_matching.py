@@ -26,6 +26,7 @@ __all__: list[str] = []
 
 _MAX_REFINE = 8
 _K_SPARSE = 12  # nearest candidates per site in the sparse assignment
+_MAX_COLLISIONS = 0.2  # share of a species' sites whose nearest parent site is taken: the trial origin is abandoned
 _DENSE_LIMIT = 1500  # sites of one species up to which a collision is solved by a dense Hungarian assignment
 
 
@@ -101,7 +102,11 @@ class Matcher:
         g = df @ self.to_lll
         return (g - np.floor(g + 0.5)) @ self.lll
 
-    def _assign(self, t_frac: np.ndarray, groups: list[tuple[str, np.ndarray]], shift: np.ndarray) -> np.ndarray:
+    def _assign(
+        self, t_frac: np.ndarray, groups: list[tuple[str, np.ndarray]], shift: np.ndarray, strict: bool = False
+    ) -> np.ndarray | None:
+        """Nearest-image assignment, collisions resolved by a Hungarian one; None when ``strict`` and more than
+        ``_MAX_COLLISIONS`` of a species' sites collide (no small distortion of the parent at this origin)."""
         n = len(t_frac)
         new = np.empty(n, dtype=np.int64)
         for sp, tj in groups:
@@ -109,8 +114,11 @@ class Matcher:
             pts = self._cart_in_cell(t_frac[tj] + shift)
             _, nearest = tree.query(pts, k=1)
             sites = nearest % k
-            if len(np.unique(sites)) == len(tj):
+            distinct = len(np.unique(sites))
+            if distinct == len(tj):
                 new[tj] = idx[sites]
+            elif strict and distinct < (1.0 - _MAX_COLLISIONS) * len(tj):
+                return None
             elif len(tj) <= _DENSE_LIMIT:
                 from scipy.optimize import linear_sum_assignment
 
@@ -151,13 +159,17 @@ class Matcher:
     ) -> Match | None:
         """Assign target sites to parent-supercell sites starting from an origin shift (fractional).
 
-        ``give_up``: after the first assignment, return None when more than half of the sites are displaced by
-        more than this (Å): the trial origin is wrong or the pair does not register.
+        ``give_up``: on the first assignment, return None when more than half of the sites are displaced by
+        more than this (Å), or when the nearest parent sites of more than a fifth of a species' sites coincide:
+        the trial origin is wrong or the pair does not register. A pair of random displacements up to 5.5 Å on
+        1,280 sites spent 12 s in dense assignments of such collisions before this check.
         """
         groups = [(sp, np.nonzero(t_species == sp)[0]) for sp in np.unique(t_species)]
         assign = -np.ones(len(t_frac), dtype=np.int64)
         for it in range(_MAX_REFINE):
-            new = self._assign(t_frac, groups, shift)
+            new = self._assign(t_frac, groups, shift, strict=it == 0 and give_up is not None)
+            if new is None:
+                return None
             disp = self._cart_diff(t_frac + shift - self.frac[new])  # [n, 3]
             if it == 0 and give_up is not None:
                 far = np.linalg.norm(disp - disp.mean(axis=0), axis=1) > give_up

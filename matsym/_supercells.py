@@ -178,7 +178,9 @@ def pure_translations(frac: np.ndarray, species: np.ndarray, lat: np.ndarray, to
 
     Always contains the zero vector first. The candidates are the vectors from the first site of the rarest
     species to every site of that species; a structure with ``k`` such translations is ``k`` copies of a cell
-    ``k`` times smaller.
+    ``k`` times smaller. The translations form a group: each verified one adds its multiples and sums with the
+    ones found so far without a check, so a supercell of ``k`` cells needs a few full checks (one per
+    generator) instead of ``k`` (which made the search quadratic in the atom count: 0.68 s at 1,280 atoms).
 
     Returns:
         [k, 3] fractional translations.
@@ -193,21 +195,47 @@ def pure_translations(frac: np.ndarray, species: np.ndarray, lat: np.ndarray, to
     for sp in kinds:
         idx = np.nonzero(species == sp)[0]
         trees[sp] = (idx, *_wrapped_tree(frac[idx], lat))
-    keep = [np.zeros(3)]
-    for s in sites[1:]:
-        shift = frac[s] - frac[sites[0]]
-        ok = True
-        for sp in kinds:
+    # cheap rejection first: the rarest species' sites, then every site
+    order = [rare] + [sp for sp in kinds if sp != rare]
+
+    def is_translation(shift: np.ndarray) -> bool:
+        for sp in order:
             idx, tree, _, to_lll, lll = trees[sp]
             moved = (frac[idx] + shift) @ to_lll
             moved -= np.floor(moved)
             dist, _ = tree.query(moved @ lll, distance_upper_bound=tol)
             if not np.all(np.isfinite(dist)):
-                ok = False
+                return False
+        return True
+
+    def key(v: np.ndarray) -> np.ndarray:
+        return np.round((v - np.floor(v + 1e-7)) * 1e6).astype(np.int64) % 1_000_000
+
+    group = np.zeros((1, 3))
+    known = {tuple(key(group[0]))}
+    shifts = frac[sites[1:]] - frac[sites[0]]
+    lengths = np.linalg.norm(_wrap_frac(shifts) @ lat, axis=1)
+    for shift in shifts[np.argsort(lengths, kind="stable")]:
+        if tuple(key(shift)) in known or not is_translation(shift):
+            continue
+        # closure: add g + m * shift for every element g and multiple m until it returns to the group
+        new = [group]
+        for m in range(1, len(sites) + 1):
+            step = m * shift
+            if tuple(key(step)) in known:
                 break
-        if ok:
-            keep.append(shift - np.floor(shift))
-    return np.array(keep)
+            new.append(group + step)
+        group = np.concatenate(new)
+        group -= np.floor(group + 1e-7)
+        group[np.abs(group) < 1e-9] = 0.0
+        known = {tuple(k) for k in key(group)}
+        _, first = np.unique(key(group), axis=0, return_index=True)
+        group = group[np.sort(first)]
+    return group
+
+
+def _wrap_frac(f: np.ndarray) -> np.ndarray:
+    return f - np.floor(f + 0.5)
 
 
 def _row_basis(vectors: np.ndarray) -> np.ndarray:

@@ -282,11 +282,15 @@ def cmd_find(args: argparse.Namespace) -> int:
                 "irreps": result.irreps,
                 "order_parameter_sites": result.sites,
                 "irrep_fractions": result.irrep_fractions() if result.irrep_weights.size else {},
+                "parent_reduction": (result.registration or {}).get("parent_reduction", {}),
                 **sym,
             }
         )
         return 0
     print(result.summary())
+    reduction = (result.registration or {}).get("parent_reduction") or {}
+    if reduction:
+        print(f"Parent reduced to its primitive cell: {reduction['note']}.")
     if result.nothing_to_find:
         print("Nothing to find: the target equals the parent within tolerance (no symmetry breaking).")
     elif nothing:

@@ -63,6 +63,7 @@ _SAME_LATTICE_TOL = 1e-6  # Å, lattices equal within this are "the same" (fast 
 _STRAIN_GROUP_TOL = 1e-6  # candidates whose strain norms differ by less are symmetry-equivalent
 _TIE_TOL = 1e-6  # Å, atomic matches whose max displacements differ by less are equally good
 _N_ANCHORS = 4  # target atoms of each rarest species tried as origin anchors
+_FULL_REPORT_SITES = 500  # up to this size a refusal reports the best of all trial origins
 _TRANSLATION_TOL = 1e-3  # Å, a pure translation of the parent maps every site within this
 
 DEFAULT_LTOL = 0.2  # largest principal strain
@@ -496,7 +497,8 @@ def _register_on(
             f"{(1 - ltol) ** 3:.3g}-{(1 + ltol) ** 3:.3g} with ltol={ltol}); parent lattice "
             f"{_describe_lattice(p_lat)}, target lattice {_describe_lattice(t_lat)}"
         )
-    args = (p_lat, t_lat, p_frac, p_species, t_frac, t_species, settings, counters, rms_limit, give_up)
+    anchors = _anchors(p_frac, p_species, p_lat, t_species)
+    args = (p_lat, t_lat, p_frac, p_species, t_frac, t_species, settings, counters, rms_limit, give_up, anchors)
     direct = direct_candidate(p_lat, t_lat, n_cells)
     direct_failure: RegistrationError | None = None
     if direct is not None:
@@ -590,6 +592,7 @@ def _match_candidates(
     counters: _Counters,
     rms_limit: float,
     give_up: float | None,
+    anchors: list[tuple[int, int]],
 ) -> _Match:
     """Try candidate matrices in order of increasing strain; the first acceptable atomic match wins."""
     limit = settings.limit
@@ -597,7 +600,6 @@ def _match_candidates(
     _, _, strain_norm = strain_measures(u)
     angle = _rotation_angle(r)
     order = np.argsort(strain_norm, kind="stable")
-    anchors = _anchors(p_frac, p_species, p_lat, t_species)
 
     def within(g: _Match) -> bool:
         return g.max_disp <= limit and g.rms <= rms_limit
@@ -661,10 +663,17 @@ def _match_candidates(
         f"{strain_norm[order[min(tried, len(order)) - 1]]:.3g}), {len(anchors)} origins each"
     )
     if best_fail is None:
-        raise RegistrationError(
-            f"no registration with displacements within the limits (largest {limit:.4g} Å from max_displacement="
-            f"{settings.max_displacement}, rms {rms_limit:.4g} Å from stol={settings.rms_limit_factor}): on every "
-            f"trial origin more than half of the sites moved by more than {limit:.4g} Å; {what}"
+        # every trial origin was abandoned early: full assignments on the least strained candidate, for the
+        # figures of the message (every origin on small cells, the first on large ones, where each costs more)
+        matcher = _Matcher(p_frac, p_species, p_lat, ms[groups[0][0]])
+        full = []
+        for j0, i0 in anchors if len(t_frac) <= _FULL_REPORT_SITES else anchors[:1]:
+            counters.assignments += 1
+            full.append(matcher.match(t_frac, t_species, matcher.frac[i0 * matcher.n_cells] - t_frac[j0]))
+        best_fail = _best(full)
+        what += (
+            "; on every trial origin more than half of the sites moved by more than the limit or the nearest parent "
+            "sites of more than a fifth of a species' sites coincided"
         )
     j = int(np.argmax(np.linalg.norm(best_fail.disp, axis=1)))
     raise RegistrationError(
