@@ -84,6 +84,7 @@ class Matcher:
         self.lll = np.asarray(Lattice(self.lat).lll_matrix)
         self.to_lll = self.lat @ np.linalg.inv(self.lll)  # frac_lll = frac @ to_lll
         images = np.array(list(itertools.product((-1, 0, 1), repeat=3)), dtype=np.float64)  # [27, 3]
+        self.abandoned = ""  # why the last trial origin was abandoned
         self.trees = {}
         for sp in np.unique(self.species):
             idx = np.nonzero(self.species == sp)[0]
@@ -118,6 +119,10 @@ class Matcher:
             if distinct == len(tj):
                 new[tj] = idx[sites]
             elif strict and distinct < (1.0 - _MAX_COLLISIONS) * len(tj):
+                self.abandoned = (
+                    f"{len(tj) - distinct} of {len(tj)} {sp} sites have their nearest {sp} parent site taken by "
+                    f"another site"
+                )
                 return None
             elif len(tj) <= _DENSE_LIMIT:
                 from scipy.optimize import linear_sum_assignment
@@ -174,6 +179,9 @@ class Matcher:
             if it == 0 and give_up is not None:
                 far = np.linalg.norm(disp - disp.mean(axis=0), axis=1) > give_up
                 if far.mean() > 0.5:
+                    self.abandoned = (
+                        f"{int(far.sum())} of {len(far)} sites are more than {give_up:.3g} Å from their site"
+                    )
                     return None
             shift = shift - disp.mean(axis=0) @ self.inv_lat
             if np.array_equal(new, assign):

@@ -63,8 +63,8 @@ _SAME_LATTICE_TOL = 1e-6  # Å, lattices equal within this are "the same" (fast 
 _STRAIN_GROUP_TOL = 1e-6  # candidates whose strain norms differ by less are symmetry-equivalent
 _TIE_TOL = 1e-6  # Å, atomic matches whose max displacements differ by less are equally good
 _N_ANCHORS = 4  # target atoms of each rarest species tried as origin anchors
-_FULL_REPORT_SITES = 500  # up to this size a refusal reports the best of all trial origins
-_TRANSLATION_TOL = 1e-3  # Å, a pure translation of the parent maps every site within this
+_FULL_REPORT_SITES = 500  # up to this size a refusal reports the best full assignment of all trial origins
+_TRANSLATION_TOL = 1e-2  # Å, a pure translation of the parent maps every site within this (CIF rounding: 1e-4)
 
 DEFAULT_LTOL = 0.2  # largest principal strain
 DEFAULT_ANGLE_TOL = 20.0  # degrees, largest change of the angle between two directions
@@ -409,6 +409,19 @@ def register(
     return _result(used, t, match, reduction, counters, start)
 
 
+class _Matchers:
+    """Site matchers of one parent, built once per supercell matrix (the k-d trees are the costly part)."""
+
+    def __init__(self) -> None:
+        self._cache: dict[bytes, _Matcher] = {}
+
+    def get(self, p_frac: np.ndarray, p_species: list[str], p_lat: np.ndarray, m: np.ndarray) -> _Matcher:
+        key = np.asarray(m, dtype=np.int64).tobytes()
+        if key not in self._cache:
+            self._cache[key] = _Matcher(p_frac, p_species, p_lat, np.asarray(m, dtype=np.int64))
+        return self._cache[key]
+
+
 class _NoLattice(RegistrationError):
     """No supercell matrix within the tolerances (the parent's primitive cell may still fit)."""
 
@@ -470,6 +483,7 @@ def _register_on(
     limit = settings.limit
     ltol, angle_tol = settings.ltol, settings.angle_tol
     give_up = None if not np.isfinite(limit) else limit
+    matchers = _Matchers()
 
     def within(g: _Match) -> bool:
         return g.max_disp <= limit and g.rms <= rms_limit
@@ -477,9 +491,9 @@ def _register_on(
     # fast path: same cell, any site order, small displacements, no rigid shift
     if len(p) == len(t) and np.allclose(p_lat, t_lat, rtol=0, atol=_SAME_LATTICE_TOL):
         eye = np.eye(3, dtype=np.int64)
-        matcher = _Matcher(p_frac, p_species, p_lat, eye)
+        matcher = matchers.get(p_frac, p_species, p_lat, eye)
         counters.assignments += 1
-        match = matcher.match(t_frac, t_species, np.zeros(3))
+        match = matcher.match(t_frac, t_species, np.zeros(3), give_up=give_up)
         # any one-to-one assignment is accepted here (supercells made from a parent and a displaced target can
         # list their images in different orders), provided the target is not rigidly shifted: a shift would need
         # the origin search below
@@ -498,7 +512,20 @@ def _register_on(
             f"{_describe_lattice(p_lat)}, target lattice {_describe_lattice(t_lat)}"
         )
     anchors = _anchors(p_frac, p_species, p_lat, t_species)
-    args = (p_lat, t_lat, p_frac, p_species, t_frac, t_species, settings, counters, rms_limit, give_up, anchors)
+    args = (
+        p_lat,
+        t_lat,
+        p_frac,
+        p_species,
+        t_frac,
+        t_species,
+        settings,
+        counters,
+        rms_limit,
+        give_up,
+        anchors,
+        matchers,
+    )
     direct = direct_candidate(p_lat, t_lat, n_cells)
     direct_failure: RegistrationError | None = None
     if direct is not None:
@@ -561,19 +588,23 @@ def _anchors(
 ) -> list[tuple[int, int]]:
     """Origin anchors (target site, parent site): a few target sites of each rarest species, each placed on one
     parent site of that species per orbit of the parent's pure translations (equivalent origins otherwise)."""
+    from scipy.spatial import cKDTree
+
     species = np.array(p_species)
     symbols, counts = np.unique(species, return_counts=True)
     translations = pure_translations(p_frac, species, p_lat, _TRANSLATION_TOL) if len(p_frac) > 1 else np.zeros((1, 3))
     anchors: list[tuple[int, int]] = []
     for sp in symbols[counts == counts.min()]:
         sites = np.nonzero(species == sp)[0]
+        tree = cKDTree(np.mod(p_frac[sites], 1.0) % 1.0, boxsize=1.0)
+        free = np.ones(len(sites), dtype=bool)
         reps: list[int] = []
-        for i in sites:
-            images = p_frac[i] + translations  # [k, 3]
-            if not any(
-                np.min(np.linalg.norm(_wrap(images - p_frac[r]) @ p_lat, axis=1)) < _TRANSLATION_TOL for r in reps
-            ):
-                reps.append(int(i))
+        for k in range(len(sites)):
+            if not free[k]:
+                continue
+            reps.append(int(sites[k]))
+            _, hit = tree.query(np.mod(p_frac[sites[k]] + translations, 1.0) % 1.0)
+            free[hit] = False
         t_sites = np.nonzero(t_species == sp)[0]
         picks = t_sites[np.unique(np.linspace(0, len(t_sites) - 1, min(_N_ANCHORS, len(t_sites))).astype(int))]
         anchors += [(int(j), i) for j in picks for i in reps]
@@ -593,6 +624,7 @@ def _match_candidates(
     rms_limit: float,
     give_up: float | None,
     anchors: list[tuple[int, int]],
+    matchers: _Matchers,
 ) -> _Match:
     """Try candidate matrices in order of increasing strain; the first acceptable atomic match wins."""
     limit = settings.limit
@@ -604,14 +636,17 @@ def _match_candidates(
     def within(g: _Match) -> bool:
         return g.max_disp <= limit and g.rms <= rms_limit
 
+    abandoned: list[str] = []
+
     def evaluate(idx: int) -> list[_Match]:
         counters.matrices_tried += 1
-        matcher = _Matcher(p_frac, p_species, p_lat, ms[idx])
+        matcher = matchers.get(p_frac, p_species, p_lat, ms[idx])
         out = []
         for j, i in anchors:
             counters.assignments += 1
             match = matcher.match(t_frac, t_species, matcher.frac[i * matcher.n_cells] - t_frac[j], give_up=give_up)
             if match is None:
+                abandoned.append(matcher.abandoned)
                 continue
             match.strain_norm, match.rot_angle = float(strain_norm[idx]), float(angle[idx])
             out.append(match)
@@ -662,19 +697,21 @@ def _match_candidates(
         f"tried (smallest strain first; deviatoric strain {strain_norm[order[0]]:.3g} to "
         f"{strain_norm[order[min(tried, len(order)) - 1]]:.3g}), {len(anchors)} origins each"
     )
+    if best_fail is None and len(t_frac) > _FULL_REPORT_SITES:
+        raise RegistrationError(
+            f"no registration with displacements within the limits (largest {limit:.4g} Å from max_displacement="
+            f"{settings.max_displacement}): every trial origin was abandoned at its first assignment (the first: "
+            f"{abandoned[0]}); {what}"
+        )
     if best_fail is None:
         # every trial origin was abandoned early: full assignments on the least strained candidate, for the
-        # figures of the message (every origin on small cells, the first on large ones, where each costs more)
+        # figures of the message (small cells only: a full assignment of many colliding sites is costly)
         matcher = _Matcher(p_frac, p_species, p_lat, ms[groups[0][0]])
         full = []
-        for j0, i0 in anchors if len(t_frac) <= _FULL_REPORT_SITES else anchors[:1]:
+        for j0, i0 in anchors:
             counters.assignments += 1
             full.append(matcher.match(t_frac, t_species, matcher.frac[i0 * matcher.n_cells] - t_frac[j0]))
         best_fail = _best(full)
-        what += (
-            "; on every trial origin more than half of the sites moved by more than the limit or the nearest parent "
-            "sites of more than a fifth of a species' sites coincided"
-        )
     j = int(np.argmax(np.linalg.norm(best_fail.disp, axis=1)))
     raise RegistrationError(
         f"no registration with displacements within the limits (largest {limit:.4g} Å from "
