@@ -638,6 +638,7 @@ class OrderParameterSearch:
             "rms_target_displacement": float(np.sqrt((self.problem.displacements**2).sum(1).mean())),
             "steps": len(history),
             "seconds": time.perf_counter() - start,
+            "registration_seconds": float((self.problem.registration or {}).get("timings", {}).get("seconds", 0.0)),
             "num_parameters": self.network.num_parameters,
             "num_edges": int(self.problem.graph.num_edges),
             "cutoff": float(self.problem.graph.cutoff),
