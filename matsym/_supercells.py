@@ -127,9 +127,10 @@ def candidate_matrices(
         pair, k = np.nonzero(ok02[a] & ok12[b])
         if len(k) == 0:
             continue
-        ms = np.stack([cands[0][a[pair]], cands[1][b[pair]], cands[2][k]], axis=1)  # [m, 3, 3]
-        det = np.round(np.linalg.det(ms.astype(np.float64))).astype(np.int64)
-        found.append(ms[det == sign * n])
+        r0, r1, r2 = cands[0][a[pair]], cands[1][b[pair]], cands[2][k]  # [m, 3] each
+        det = np.einsum("ij,ij->i", r0, np.cross(r1, r2))  # exact in integers
+        keep = det == sign * n
+        found.append(np.stack([r0[keep], r1[keep], r2[keep]], axis=1))  # [m', 3, 3]
     if not found:
         return np.zeros((0, 3, 3), dtype=np.int64)
     ms = np.concatenate(found)

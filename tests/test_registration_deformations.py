@@ -151,30 +151,20 @@ def test_unregisterable_pair_is_refused():
         register(parent, target)
 
 
-def test_command_line_tolerances(tmp_path):
+def test_command_line_tolerances(tmp_path, capsys, monkeypatch):
     """``--ltol`` / ``--angle-tol`` reach registration in ``find`` and ``check``: a refusal names them (exit 1)."""
-    import os
-    import subprocess
-    import sys
-
+    from matsym.cli import main
     from matsym.io import write_structure
 
     target = baddeleyite_zro2()
     write_structure(fluorite_primitive("Zr", target.volume / 4), tmp_path / "parent.cif")
     write_structure(target, tmp_path / "target.cif")
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    monkeypatch.chdir(tmp_path)
     for command in (["find", "--out", "run"], ["check"]):
-        proc = subprocess.run(
-            [sys.executable, "-m", "matsym", *command, "parent.cif", "target.cif", "--angle-tol", "5", "--ltol", "0.3"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert proc.returncode == 1, proc.stderr
-        lines = [line for line in proc.stderr.splitlines() if line.strip()]
-        assert len(lines) == 1 and lines[0].startswith("matsym: error:"), proc.stderr
+        status = main([*command, "parent.cif", "target.cif", "--angle-tol", "5", "--ltol", "0.3"])
+        err = capsys.readouterr().err
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert status == 1 and len(lines) == 1 and lines[0].startswith("matsym: error:"), err
         assert "ltol=0.3 (principal strain), angle_tol=5.0 deg" in lines[0]
         assert "smallest strain found" in lines[0]
         assert not (tmp_path / "run").exists()
