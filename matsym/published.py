@@ -2,7 +2,11 @@
 
 Used by the registration tests and benchmarks (large monoclinic shears, conventional parents). Coordinates are
 the published asymmetric units expanded by the space group's general positions written out here (no symmetry
-tables are read); :func:`matsym.symmetry.space_group` confirms each group in the tests.
+tables are read); :func:`matsym.symmetry.space_group` confirms each group in the tests. The values were entered
+from the papers as cited; the papers themselves could not be consulted where this module was written, so the HfO2
+oxygen coordinates and the tetragonal z(O) in particular should be checked against ICSD before they are used as
+reference data (the registration tests do not depend on their last digits: any coordinates on these orbits give
+the same space groups and supercell relations).
 
 - Baddeleyite ZrO2, P2₁/c (No. 14, unique axis b), neutron powder diffraction at room temperature:
   C. J. Howard, R. J. Hill and B. E. Reichert, Acta Cryst. B44, 116-120 (1988). a = 5.1505, b = 5.2116,
