@@ -81,6 +81,10 @@ def test_search_on_baddeleyite_gives_p21c():
     target = baddeleyite_zro2()
     result = OrderParameterSearch(fluorite_primitive("Zr", target.volume / 4), target, seed=0).run()
     assert [space_group(result.predicted_structure, p)[0] for p in (1e-3, 1e-2)] == [14, 14]
+    # the registration's cost is in the result
+    timings = result.registration["timings"]
+    assert timings["assignments"] >= 1 and timings["candidate_matrices"] >= 1
+    assert result.metrics["registration_seconds"] == pytest.approx(timings["seconds"]) and timings["seconds"] > 0
 
 
 def test_conventional_parent_is_reduced_when_the_target_needs_it():
