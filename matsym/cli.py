@@ -205,6 +205,25 @@ def _progress_enabled(args: argparse.Namespace) -> bool:
 # ------------------------------------------------------------------------------------------------------------
 
 
+def _tolerances(args: argparse.Namespace) -> dict[str, float]:
+    """Registration tolerances given on the command line (``--ltol``, ``--angle-tol``)."""
+    return {k: getattr(args, k) for k in ("ltol", "angle_tol") if getattr(args, k, None) is not None}
+
+
+def _add_tolerances(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--ltol",
+        type=_finite_float,
+        help="registration: largest principal strain of the target cell against the parent supercell (default 0.2)",
+    )
+    parser.add_argument(
+        "--angle-tol",
+        dest="angle_tol",
+        type=_finite_float,
+        help="registration: largest change of an angle between two directions by that strain, degrees (default 20)",
+    )
+
+
 def cmd_find(args: argparse.Namespace) -> int:
     """``matsym find``: run a search and write result.json, predicted.cif and model.safetensors."""
     out = Path(args.out)
@@ -222,7 +241,7 @@ def cmd_find(args: argparse.Namespace) -> int:
     if periodic and _is_periodic(target):
         from matsym.registration import register
 
-        register(parent, target)  # fail fast on a bad pair, before the (slow) network set-up
+        register(parent, target, **_tolerances(args))  # fail fast on a bad pair, before the (slow) network set-up
 
     from matsym.search import OrderParameterSearch
 
@@ -236,6 +255,7 @@ def cmd_find(args: argparse.Namespace) -> int:
         kwargs["device"] = args.device
     if args.threads is not None:
         kwargs["threads"] = args.threads
+    kwargs.update(_tolerances(args))
     search = OrderParameterSearch(parent, target, **kwargs)
     result = search.run(progress=_progress_enabled(args))
 
@@ -262,11 +282,15 @@ def cmd_find(args: argparse.Namespace) -> int:
                 "irreps": result.irreps,
                 "order_parameter_sites": result.sites,
                 "irrep_fractions": result.irrep_fractions() if result.irrep_weights.size else {},
+                "parent_reduction": (result.registration or {}).get("parent_reduction", {}),
                 **sym,
             }
         )
         return 0
     print(result.summary())
+    reduction = (result.registration or {}).get("parent_reduction") or {}
+    if reduction:
+        print(f"Parent reduced to its primitive cell: {reduction['note']}.")
     if result.nothing_to_find:
         print("Nothing to find: the target equals the parent within tolerance (no symmetry breaking).")
     elif nothing:
@@ -311,11 +335,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     if _is_periodic(parent) and _is_periodic(target):
         from matsym.registration import register
 
-        register(parent, target)
+        register(parent, target, **_tolerances(args))
     from matsym.search import OrderParameterSearch
 
     # the Curie fit holds the order parameter at zero: a single scalar candidate keeps the network small
-    search = OrderParameterSearch(parent, target, irreps="0e")
+    search = OrderParameterSearch(parent, target, irreps="0e", **_tolerances(args))
     if float(np.abs(search.problem.displacements).max(initial=0.0)) <= search.config.nothing_tol:
         report = {
             "compatible": True,
@@ -426,6 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="torch threads of the search (default 1; large cells run faster with more, small ones do not)",
     )
+    _add_tolerances(find)
     find.add_argument("--force", action="store_true", help="overwrite existing output files")
     find.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     find.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -460,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("parent", metavar="PARENT", help="high-symmetry structure file")
     check.add_argument("target", metavar="TARGET", help="distorted structure file")
+    _add_tolerances(check)
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     check.set_defaults(func=cmd_check)

@@ -77,6 +77,8 @@ class SearchConfig:
             subnormal floats are flushed to zero during the search too (see ``OrderParameterSearch.runtime``).
         device: torch device of the network and its inputs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...). Results
             and saved weights are always returned on the CPU.
+        ltol: registration: largest principal strain of the target cell against the parent supercell.
+        angle_tol: registration: largest change of an angle between two directions by that strain, degrees.
     """
 
     signal_lmax: int = 3
@@ -107,6 +109,8 @@ class SearchConfig:
     nothing_tol: float = 1e-4
     threads: int | None = 1
     device: str = "cpu"
+    ltol: float = 0.2
+    angle_tol: float = 20.0
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -153,12 +157,12 @@ def _default_cutoff(structure) -> float:
     raise SearchError("could not find a cutoff that gives every atom a neighbour")
 
 
-def prepare_problem(parent, target, *, cutoff: float | None = None) -> Problem:
+def prepare_problem(parent, target, *, cutoff: float | None = None, **registration_options) -> Problem:
     """Load, register and graph a parent/target pair.
 
     Periodic structures are registered (:func:`matsym.registration.register`): any cells, settings, origins and
-    strain. Finite point clouds must list the same species in the same order; their mean displacement (a rigid
-    translation) is removed.
+    strain; ``registration_options`` (``ltol``, ``angle_tol``, ...) go to it. Finite point clouds must list the same
+    species in the same order; their mean displacement (a rigid translation) is removed.
     """
     from pymatgen.core import Molecule
 
@@ -183,7 +187,7 @@ def prepare_problem(parent, target, *, cutoff: float | None = None) -> Problem:
     else:
         from matsym.registration import register
 
-        reg = register(p, t)
+        reg = register(p, t, **registration_options)
         parent_cell = reg.parent
         disp = np.asarray(reg.displacements, dtype=np.float64)
         registration = reg.as_dict() if hasattr(reg, "as_dict") else {}
@@ -317,7 +321,9 @@ class OrderParameterSearch:
         self.spec = OrderParameterSpec(
             irreps=irreps, sites=sites, tie=tie, mask=mask, sparsity=sparsity, l_penalty=l_penalty
         )
-        self.problem = prepare_problem(parent, target, cutoff=self.config.cutoff)
+        self.problem = prepare_problem(
+            parent, target, cutoff=self.config.cutoff, ltol=self.config.ltol, angle_tol=self.config.angle_tol
+        )
         self._input_was_atoms = _is_atoms(parent)
         self._callback = None
         self.order_parameter = OrderParameter(
@@ -632,6 +638,7 @@ class OrderParameterSearch:
             "rms_target_displacement": float(np.sqrt((self.problem.displacements**2).sum(1).mean())),
             "steps": len(history),
             "seconds": time.perf_counter() - start,
+            "registration_seconds": float((self.problem.registration or {}).get("timings", {}).get("seconds", 0.0)),
             "num_parameters": self.network.num_parameters,
             "num_edges": int(self.problem.graph.num_edges),
             "cutoff": float(self.problem.graph.cutoff),
