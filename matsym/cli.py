@@ -483,6 +483,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.set_defaults(func=cmd_verify)
+
+    from matsym import cli_modes
+
+    cli_modes.add_parser(sub)
     return parser
 
 
@@ -509,7 +513,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code) if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if getattr(args, "func", None) is None:
         parser.print_usage(sys.stderr)
-        print(f"{_PROG}: error: a command is required (find, distort, check, verify)", file=sys.stderr)
+        print(f"{_PROG}: error: a command is required (find, distort, check, verify, modes)", file=sys.stderr)
         return 2
     try:
         with _collect_warnings() as caught:

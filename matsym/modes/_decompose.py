@@ -29,7 +29,8 @@ from matsym.modes._project import (
     reduce_k,
     star,
 )
-from matsym.modes._result import Mode, ModeDecomposition, StrainMode
+from matsym.modes._result import Mode, ModeDecomposition
+from matsym.modes._strain import glazer, strain_modes
 
 __all__ = ["decompose", "decompose_field"]
 
@@ -260,10 +261,10 @@ def _decompose(p, origin, lat, frac, values, irreps, *, species, strain, kind, s
         subgroup={"number": whole[0], "symbol": whole[1]},
         kind=kind,
         modes=tuple(sorted(modes, key=lambda m: -m.amplitude)),
-        strain=_strain_modes(group, setting, strain) if strain is not None else (),
+        strain=strain_modes(group, setting, strain) if strain is not None else (),
         total=total,
         supercell_size=float(s_size),
-        glazer=_glazer(group, amps, kvec, blocks),
+        glazer=glazer(group, amps, kvec, blocks),
         labels="bilbao" if setting.table is not None else "index",
     )
 
@@ -457,86 +458,3 @@ def _conjugates(a: dict[tuple, np.ndarray], b: dict[tuple, np.ndarray]) -> bool:
         if other is None or np.abs(other - np.conj(c)).max() > _PAIR_TOL * max(scale, 1e-300) + 1e-12:
             return False
     return True
-
-
-def _strain_modes(group: ParentGroup, setting: _Setting, strain: np.ndarray) -> tuple[StrainMode, ...]:
-    from matsym.modes._project import small_irreps
-
-    mats, little = small_irreps(group, np.zeros(3))
-    r = group.cart_rotations[little]
-    images = np.einsum("gij,jk,glk->gil", r, strain, r)  # R ε R^T
-    chars = [np.trace(m, axis1=1, axis2=2) for m in mats]
-    _, labels = _label(setting, group, np.zeros(3), chars, little)
-    out, used = [], set()
-    total = float(np.linalg.norm(strain))
-    for a, (m, chi) in enumerate(zip(mats, chars, strict=True)):
-        if a in used:
-            continue
-        proj = (m.shape[1] / len(little)) * np.einsum("g,gij->ij", np.conj(chi), images)
-        name = labels[a] or f"GM, irrep {a + 1} of {len(mats)}"
-        if np.abs(proj.imag).max() > 1e-9:
-            proj = 2 * proj.real
-            name += "(+conjugate)"
-        proj = proj.real
-        amp = float(np.linalg.norm(proj))
-        if amp > 1e-9 * max(total, 1e-300) and amp > 1e-12:
-            out.append(StrainMode(name, int(m.shape[1]), amp, tuple(tuple(float(x) for x in row) for row in proj)))
-    return tuple(out)
-
-
-def _glazer(group: ParentGroup, amps: dict, kvec: dict, blocks) -> str | None:
-    """Glazer symbol of a cubic perovskite parent from the octahedral rotations at M (in phase) and R (anti-phase)."""
-    if group.number != 221 or len(group.frac) != 5 or len(blocks) != 1 or not blocks[0].cartesian:
-        return None
-    counts = {s: group.species.count(s) for s in group.species}
-    x_sites = [i for i, s in enumerate(group.species) if counts[s] == 3]
-    others = [i for i in range(5) if i not in x_sites]
-    if len(x_sites) != 3:
-        return None
-    a0 = float(np.linalg.norm(group.lattice[0]))
-
-    def vec(i, j):
-        d = group.frac[i] - group.frac[j]
-        return (d - np.rint(d)) @ group.lattice
-
-    b_site = next(
-        (j for j in others if all(abs(np.linalg.norm(vec(i, j)) - a0 / 2) < 1e-3 * a0 for i in x_sites)), None
-    )
-    if b_site is None:
-        return None
-    tilt = {"+": np.zeros(3), "-": np.zeros(3)}
-    for kk, amp in amps.items():
-        k = kvec[kk]
-        half = np.isclose(k, 0.5)
-        if not np.all(half | np.isclose(k, 0.0)):
-            continue
-        n_half = int(half.sum())
-        if n_half == 3:
-            phase = "-"
-        elif n_half == 2:
-            phase = "+"
-        else:
-            continue
-        for ax in range(3):
-            if phase == "+" and not np.isclose(k[ax], 0.0):
-                continue
-            e = np.zeros(3)
-            e[ax] = 1.0
-            w = 0.0
-            for i in x_sites:
-                r = vec(i, b_site)
-                if abs(r[ax]) > 1e-6:
-                    continue
-                w += float(np.real(np.cross(e, r) @ amp[i])) / float(r @ r)
-            tilt[phase][ax] += abs(w)
-    mags = np.maximum(tilt["+"], tilt["-"])
-    if mags.max() <= 1e-6:
-        return "a0a0a0"
-    small = mags <= 1e-3 * mags.max()
-    out = ""
-    for ax in range(3):
-        same = next(
-            i for i in range(ax + 1) if abs(mags[i] - mags[ax]) <= 1e-3 * mags.max() or (small[i] and small[ax])
-        )
-        out += "abc"[same] + ("0" if small[ax] else "+" if tilt["+"][ax] >= tilt["-"][ax] else "-")
-    return out

@@ -83,9 +83,17 @@ def small_irreps(group: ParentGroup, k: np.ndarray) -> tuple[list[np.ndarray], n
         # spgrep < 0.9 compares irreps at a tolerance it reports as a UserWarning when it has to adjust it;
         # the characters are checked against the tables (labels) and the projectors for completeness here
         warnings.filterwarnings("ignore", message=r".*(Tighten|Loosen|tolerance).*", category=UserWarning)
-        irreps, mapping = get_spacegroup_irreps_from_primitive_symmetry(
-            group.rotations, group.translations, np.asarray(k, dtype=float)
-        )
+        try:
+            irreps, mapping = get_spacegroup_irreps_from_primitive_symmetry(
+                group.rotations, group.translations, np.asarray(k, dtype=float)
+            )
+        except np.linalg.LinAlgError:
+            # spgrep 0.8's subgroup chain ("Neto") assumes its own primitive basis for some centred groups
+            # (Fd-3m, R-3m, I4_1/amd, ... in the basis reduced from the user's cell); its numerical method
+            # ("random") has no such assumption
+            irreps, mapping = get_spacegroup_irreps_from_primitive_symmetry(
+                group.rotations, group.translations, np.asarray(k, dtype=float), method="random"
+            )
     return [np.asarray(r) for r in irreps], np.asarray(mapping, dtype=np.int64)
 
 
