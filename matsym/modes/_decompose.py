@@ -352,8 +352,9 @@ def _modes(group, setting, amps, kvec, rho, blocks, d, s_size, total2, kind, str
                     factor = 2
             used.add(a)
             kfull = {kk: kvec_or(kvec, kk, arms, minus_ok=True) for kk in full}
-            if fields is not None:
+            if fields is not None:  # the components only (checks): no subgroups, no directions
                 fields.append((names[0], full, kfull))
+                continue
             rots, trans, _ = isotropy_ops(group, full, kfull, rho, d)
             sub = group_type(group, rots, trans, d)
             amp2 = s_size * factor * n2

@@ -62,7 +62,7 @@ def _primitive_basis(centrings: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class ParentGroup:
+class ParentGroup:  # cached_property needs a __dict__: no slots
     """The parent's primitive cell and space-group operations modulo its lattice.
 
     Attributes:
@@ -95,14 +95,19 @@ class ParentGroup:
     def n_ops(self) -> int:
         return len(self.rotations)
 
+    @functools.cached_property
+    def k_rotations(self) -> np.ndarray:
+        """[n_g, 3, 3] ``W^-T``: how each operation maps a k-vector."""
+        return np.rint(np.transpose(np.linalg.inv(self.rotations), (0, 2, 1))).astype(np.int64)
+
     def little_group(self, k: np.ndarray) -> np.ndarray:
         """Indices of the operations with ``W^-T k ≡ k``."""
-        kp = np.einsum("gji,j->gi", np.linalg.inv(self.rotations), k)  # W^-T k
+        kp = self.k_rotations @ k
         d = kp - k
         return np.nonzero(np.all(np.abs(d - np.rint(d)) < 1e-8, axis=1))[0]
 
     def image_k(self, g: int, k: np.ndarray) -> np.ndarray:
-        return np.linalg.inv(self.rotations[g]).T @ k
+        return self.k_rotations[g] @ k
 
     def apply(self, g: int, amp: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.ndarray:
         """Bloch amplitude at ``W^-T k`` of ``D(g)`` applied to the Bloch wave ``amp`` at ``k``.
@@ -233,17 +238,26 @@ def field_blocks(irreps: str | None) -> tuple[FieldBlock, ...]:
     return tuple(out)
 
 
-@functools.lru_cache(maxsize=64)
-def _wigner_std(l: int, p: int, key: bytes) -> np.ndarray:
-    import torch
-    from e3nn import o3
+_PROBES = np.random.default_rng(12345).normal(size=(64, 3))
+_PROBES /= np.linalg.norm(_PROBES, axis=1, keepdims=True)
 
-    from matsym.basis import change_of_basis
 
-    r = np.frombuffer(key, dtype=np.float64).reshape(3, 3)
-    d = o3.Irrep(l, p).D_from_matrix(torch.as_tensor(r, dtype=torch.float64)).numpy()
-    q = change_of_basis(l)
-    return q @ d @ q.T
+def _wigner_std(l: int, p: int, r: np.ndarray) -> np.ndarray:
+    """Wigner matrix of a proper or improper rotation in matsym's standard real basis, to float64 precision.
+
+    Solves ``Y(R u) = D Y(u)`` on fixed unit vectors with the analytic standard harmonics of
+    :func:`matsym.basis.real_spherical_harmonics` (e3nn's ``D_from_matrix`` goes through Euler angles and loses
+    about 1e-8 near the poles, which the completeness checks see); the parity ``p`` multiplies by
+    ``(p (-1)^l)`` for improper ``R``.
+    """
+    from matsym.basis import real_spherical_harmonics
+
+    y = np.asarray(real_spherical_harmonics(l, _PROBES))  # [64, 2l+1]
+    y_rot = np.asarray(real_spherical_harmonics(l, _PROBES @ r.T))
+    d = np.linalg.lstsq(y, y_rot, rcond=None)[0].T
+    if np.linalg.det(r) < 0:
+        d = d * (p * (-1) ** l)
+    return d
 
 
 def block_matrix(block: FieldBlock, r: np.ndarray) -> np.ndarray:
@@ -256,7 +270,7 @@ def block_matrix(block: FieldBlock, r: np.ndarray) -> np.ndarray:
     if block.l == 1:
         sign = det if block.p > 0 else 1.0
         return sign * (_YZX @ r @ _YZX.T)
-    return _wigner_std(block.l, block.p, np.ascontiguousarray(np.round(r, 12), dtype=np.float64).tobytes())
+    return _wigner_std(block.l, block.p, r)
 
 
 def site_matrices(group: ParentGroup, blocks: tuple[FieldBlock, ...]) -> np.ndarray:

@@ -144,12 +144,12 @@ def match_characters(
         characters: [n_irreps, m] our characters.
     """
     cols, sel = [], []
+    index = {np.asarray(r, dtype=np.int64).tobytes(): g for g, r in enumerate(std_rotations)}
     for j, t_idx in enumerate(table_k.ops):
         r_t, tau_t = table.rotations[t_idx], table.translations[t_idx]
-        hit = [g for g in range(len(std_rotations)) if np.array_equal(std_rotations[g], r_t)]
-        if not hit:
+        g = index.get(np.asarray(r_t, dtype=np.int64).tobytes())
+        if g is None:
             return [None] * len(characters)
-        g = hit[0]
         delta = tau_t - std_translations[g]
         cols.append(characters[:, g] * np.exp(-2j * np.pi * float(table_k.k @ delta)))
         sel.append(j)

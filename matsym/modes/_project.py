@@ -75,8 +75,29 @@ def star(group: ParentGroup, k: np.ndarray) -> tuple[list[np.ndarray], list[int]
     return arms, ops
 
 
+_IRREP_CACHE: dict[bytes, tuple[list[np.ndarray], np.ndarray]] = {}
+
+
 def small_irreps(group: ParentGroup, k: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
-    """spgrep's small irreps at ``k``: matrices [m, d, d] per irrep and the little group's operation indices."""
+    """spgrep's small irreps at ``k``: matrices [m, d, d] per irrep and the little group's operation indices.
+
+    Cached per (operations, k): spgrep takes 20-70 ms per call, most of a small decomposition's time.
+    """
+    key = b"".join(
+        (
+            group.rotations.tobytes(),
+            np.round(group.translations, 8).tobytes(),
+            np.round(np.asarray(k, float), 10).tobytes(),
+        )
+    )
+    if key not in _IRREP_CACHE:
+        if len(_IRREP_CACHE) > 512:
+            _IRREP_CACHE.clear()
+        _IRREP_CACHE[key] = _small_irreps(group, k)
+    return _IRREP_CACHE[key]
+
+
+def _small_irreps(group: ParentGroup, k: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     from spgrep import get_spacegroup_irreps_from_primitive_symmetry
 
     with warnings.catch_warnings():
