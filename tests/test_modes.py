@@ -267,3 +267,125 @@ def test_modes_command_prints_table_json_and_plot(tmp_path, capsys):
     assert main(["modes", *args, "--plot", str(tmp_path / "modes.png")]) == 1
     assert "exists" in capsys.readouterr().err
     assert main(["modes", *args[:2], "--origin", "1/2,x,0"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------------------
+# published structures (coordinates as published, expanded with spglib's operations of the stated setting)
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _hall(number: int, choice: str | None = None) -> int:
+    from matsym.symmetry import _spglib_raising
+
+    with _spglib_raising() as spglib:
+        halls = [h for h in range(1, 531) if spglib.get_spacegroup_type(h).number == number]
+        return halls[0] if choice is None else next(h for h in halls if spglib.get_spacegroup_type(h).choice == choice)
+
+
+def _from_asymmetric_unit(hall: int, lattice: Lattice, sites) -> Structure:
+    from matsym.symmetry import _spglib_raising
+
+    with _spglib_raising() as spglib:
+        ops = spglib.get_symmetry_from_database(hall)
+    species, points = [], []
+    for element, x in sites:
+        orbit: list[np.ndarray] = []
+        for r, t in zip(ops["rotations"], ops["translations"], strict=True):
+            y = (r @ np.asarray(x, float) + t) % 1.0
+            if not any(np.abs((y - z) - np.rint(y - z)).max() < 1e-4 for z in orbit):
+                orbit.append(y)
+        points += orbit
+        species += [element] * len(orbit)
+    return Structure(lattice, species, points)
+
+
+def _zro2():
+    # fluorite ZrO2, a = 5.09 Å (primitive cell); tetragonal ZrO2 P4_2/nmc (origin choice 1), a = 3.5984 Å,
+    # c = 5.1520 Å, Zr 2a, O 4d (0, 1/2, 0.2044): Howard, Hill & Reichert, Acta Cryst. B44, 116 (1988)
+    a = 5.09
+    parent = Structure(
+        Lattice([[0, a / 2, a / 2], [a / 2, 0, a / 2], [a / 2, a / 2, 0]]),
+        ["Zr", "O", "O"],
+        [[0, 0, 0], [0.25, 0.25, 0.25], [0.75, 0.75, 0.75]],
+    )
+    target = _from_asymmetric_unit(
+        _hall(137, "1"), Lattice.tetragonal(3.5984, 5.1520), [("Zr", (0, 0, 0)), ("O", (0, 0.5, 0.2044))]
+    )
+    return parent, target, 137, {"X2-"}
+
+
+def _ymno3():
+    # P6_3cm YMnO3 at room temperature: Gibbs, Knight & Lightfoot, PRB 83, 094111 (2011); the P6_3/mmc parent
+    # (a = 3.61 Å, c = 11.40 Å, Y 2a, Mn 2c, O 4f z = 0.0866, O 2b) from the same study's high-temperature data
+    parent = _from_asymmetric_unit(
+        _hall(194),
+        Lattice.hexagonal(3.61, 11.40),
+        [("Y", (0, 0, 0)), ("Mn", (1 / 3, 2 / 3, 1 / 4)), ("O", (1 / 3, 2 / 3, 0.0866)), ("O", (0, 0, 1 / 4))],
+    )
+    target = _from_asymmetric_unit(
+        _hall(185),
+        Lattice.hexagonal(6.1387, 11.4071),
+        [
+            ("Y", (0, 0, 0.2743)),
+            ("Y", (1 / 3, 2 / 3, 0.2335)),
+            ("Mn", (0.3352, 0, 0)),
+            ("O", (0.3083, 0, 0.1627)),
+            ("O", (0.6413, 0, 0.3362)),
+            ("O", (0, 0, 0.4734)),
+            ("O", (1 / 3, 2 / 3, 0.0186)),
+        ],
+    )
+    # K3 primary with GM2- (the polarisation) secondary: Fennie & Rabe, PRB 72, 100103(R) (2005)
+    return parent, target, 185, {"K3", "GM2-"}
+
+
+def _vo2():
+    # rutile VO2: McWhan et al., PRB 10, 490 (1974); monoclinic M1: Longo & Kierkegaard, Acta Chem. Scand. 24,
+    # 420 (1970)
+    parent = _from_asymmetric_unit(
+        _hall(136), Lattice.tetragonal(4.5546, 2.8514), [("V", (0, 0, 0)), ("O", (0.3001, 0.3001, 0))]
+    )
+    target = _from_asymmetric_unit(
+        _hall(14),
+        Lattice.monoclinic(5.7517, 4.5378, 5.3825, 122.646),
+        [("V", (0.23947, 0.97894, 0.02646)), ("O", (0.10616, 0.21185, 0.20859)), ("O", (0.40051, 0.70258, 0.29884))],
+    )
+    return parent, target, 14, None
+
+
+def _quartz():
+    # beta quartz P6_222: Wright & Lehmann, J. Solid State Chem. 36, 371 (1981); alpha quartz P3_221: Le Page &
+    # Donnay, Acta Cryst. B32, 2456 (1976), origin moved by c/3·2 to the ITA setting (Si 3a at z = 2/3)
+    parent = _from_asymmetric_unit(
+        _hall(180), Lattice.hexagonal(4.9977, 5.4601), [("Si", (0.5, 0, 0)), ("O", (0.2072, 0.4144, 0.5))]
+    )
+    target = _from_asymmetric_unit(
+        _hall(154),
+        Lattice.hexagonal(4.9134, 5.4052),
+        [("Si", (0.4697, 0, 2 / 3)), ("O", (0.4135, 0.2669, 0.1191 + 2 / 3))],
+    )
+    return parent, target, 154, {"GM3"}
+
+
+@pytest.mark.parametrize("case", [_zro2, _ymno3, _vo2, _quartz], ids=["ZrO2", "YMnO3", "VO2", "quartz"])
+def test_published_distortions_decompose_into_modes_of_the_targets_group(case):
+    from matsym.registration import register
+
+    parent, target, number, primary = case()
+    assert space_group(target)[0] == number
+    r = decompose(parent, target)
+    assert r.subgroup["number"] == number
+    # the amplitudes add in quadrature to the total, and the total is the registration's displacements
+    reg = register(parent, target)
+    n_cells = len(target) / len(parent) * _primitive_sites_ratio(parent)
+    total2 = r.supercell_size * float(np.sum(reg.displacements**2)) / n_cells
+    assert r.total**2 == pytest.approx(total2, rel=1e-6)
+    assert sum(m.amplitude**2 for m in r.modes) == pytest.approx(r.total**2, rel=1e-6)
+    if primary is not None:
+        assert _primary(r, share=0.01) == primary
+
+
+def _primitive_sites_ratio(parent: Structure) -> float:
+    from matsym.modes._group import parent_group
+
+    return len(parent) / len(parent_group(parent).frac)

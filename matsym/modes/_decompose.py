@@ -281,13 +281,9 @@ def _origin(setting: _Setting, origin: np.ndarray, group: ParentGroup) -> dict[s
         text += ", ITA standard setting (origin choice 2 where there are two)"
     if setting.wyckoffs is not None:
         text += "; sites " + ", ".join(
-            f"{sp} {_mult(group, i)}{w}" for i, (sp, w) in enumerate(zip(group.species, setting.wyckoffs, strict=True))
+            f"{group.species[orb[0]]} {len(orb)}{setting.wyckoffs[orb[0]]}" for orb in _orbits(group)
         )
     return {"shift": shift, "description": text}
-
-
-def _mult(group: ParentGroup, i: int) -> int:
-    return len(set(group.perm[:, i].tolist()))
 
 
 def _label(setting: _Setting, group: ParentGroup, k_rep: np.ndarray, chars, little) -> tuple[str, list[str | None]]:
