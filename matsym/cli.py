@@ -262,6 +262,8 @@ def cmd_find(args: argparse.Namespace) -> int:
                 "irreps": result.irreps,
                 "order_parameter_sites": result.sites,
                 "irrep_fractions": result.irrep_fractions() if result.irrep_weights.size else {},
+                "order_parameter_modes": result.order_parameter_modes,
+                "distortion_modes": result.distortion_modes,
                 **sym,
             }
         )

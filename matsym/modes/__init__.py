@@ -7,5 +7,15 @@
 from matsym.modes._decompose import decompose, decompose_field
 from matsym.modes._labels import labels_available
 from matsym.modes._result import Mode, ModeDecomposition, StrainMode
+from matsym.modes._search import attach_modes, result_modes
 
-__all__ = ["Mode", "ModeDecomposition", "StrainMode", "decompose", "decompose_field", "labels_available"]
+__all__ = [
+    "Mode",
+    "ModeDecomposition",
+    "StrainMode",
+    "attach_modes",
+    "decompose",
+    "decompose_field",
+    "labels_available",
+    "result_modes",
+]

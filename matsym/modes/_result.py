@@ -158,11 +158,14 @@ class ModeDecomposition:
             f"subgroup {self.subgroup['symbol']} (#{self.subgroup['number']}), s = {self.supercell_size:g}",
             f"{'irrep':<18s} {'k':<16s} {'dim':>3s} {'As':>9s} {'Ap':>9s}  {'direction':<14s} subgroup",
         ]
+        if self.kind == "order_parameter":
+            lines[1] = f"{'irrep':<18s} {'k':<16s} {'dim':>3s} {'share':>9s} {'':>9s}  {'direction':<14s} subgroup"
         for m in self.modes:
             k = "(" + ",".join(_frac(x) for x in m.k) + ")"
+            ap = "" if self.kind == "order_parameter" else f"{m.amplitude_parent:9.4f}"
             lines.append(
                 f"{m.irrep:<18s} {m.k_name + ' ' + k:<16s} {m.dimension:>3d} {m.amplitude:9.4f} "
-                f"{m.amplitude_parent:9.4f}  {m.pattern:<14s} {m.subgroup['symbol']} (#{m.subgroup['number']})"
+                f"{ap:>9s}  {m.pattern:<14s} {m.subgroup['symbol']} (#{m.subgroup['number']})"
             )
         lines.append(f"{'total':<18s} {'':<16s} {'':>3s} {self.total:9.4f} {unit}")
         for s in self.strain:
