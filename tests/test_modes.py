@@ -389,3 +389,31 @@ def _primitive_sites_ratio(parent: Structure) -> float:
     from matsym.modes._group import parent_group
 
     return len(parent) / len(parent_group(parent).frac)
+
+
+def test_search_results_carry_modes_of_the_order_parameter_and_the_decoded_displacements():
+    from types import SimpleNamespace
+
+    from matsym.modes import result_modes
+    from matsym.registration import register
+
+    _, target = tilted_perovskite("a+b-b-", HOWARD_STOKES["a+b-b-"])
+    parent = cubic_perovskite()
+    reg = register(parent, target)
+    disp = np.asarray(reg.displacements)
+    # the displacements as a 1o order parameter in matsym's standard basis (y, z, x) and as decoded displacements
+    fake = SimpleNamespace(
+        parent=reg.parent,
+        registration=reg.as_dict(),
+        nothing_to_find=False,
+        order_parameter=disp[:, [1, 2, 0]],
+        irreps="1x1o",
+        predicted_displacements=disp,
+    )
+    op_modes, dist_modes = result_modes(fake)
+    direct = decompose(parent, target)
+    assert [m["irrep"] for m in dist_modes["modes"]] == [m.irrep for m in direct.modes]
+    assert [m["amplitude"] for m in dist_modes["modes"]] == pytest.approx([m.amplitude for m in direct.modes])
+    shares = {m["irrep"]: m["amplitude"] for m in op_modes["modes"]}
+    assert shares == pytest.approx({m.irrep: m.amplitude**2 / direct.total**2 for m in direct.modes})
+    assert op_modes["kind"] == "order_parameter" and dist_modes["subgroup"]["number"] == 62
