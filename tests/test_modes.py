@@ -17,12 +17,14 @@ import pytest
 from pymatgen.core import Lattice, Structure
 
 from matsym.errors import InputError, MatsymError
-from matsym.modes import decompose, decompose_field
+from matsym.modes import decompose, decompose_field, labels_available
 from matsym.modes._decompose import mode_fields
 from matsym.structures import cubic_perovskite, tilted_perovskite
 from matsym.symmetry import space_group
 
 A0 = 3.9
+# CDML labels need the optional tables (pip install matsym[labels]); `make test` installs them
+needs_labels = pytest.mark.skipif(not labels_available(), reason="irreptables (matsym[labels]) not installed")
 
 
 def _perovskite_b_at_origin(a: float = A0) -> Structure:
@@ -107,6 +109,7 @@ def _a0a0c_minus_first_order(theta_deg: float = 8.0, a: float = A0) -> tuple[Str
     return parent, target, theta * a / 2
 
 
+@needs_labels
 def test_a0a0c_minus_normalisation_follows_isodistort():
     parent, target, u = _a0a0c_minus_first_order()
     assert u == pytest.approx(0.2723, abs=1e-4)
@@ -150,6 +153,7 @@ def _primary(r, share: float = 0.05) -> set[str]:
     return {m.irrep for m in r.modes if m.amplitude**2 >= share * r.total**2}
 
 
+@needs_labels
 @pytest.mark.parametrize("glazer", list(HOWARD_STOKES))
 def test_tilt_systems_read_m3_plus_and_r4_plus_with_b_at_1a(glazer):
     _, target = tilted_perovskite(glazer, HOWARD_STOKES[glazer])
@@ -162,6 +166,7 @@ def test_tilt_systems_read_m3_plus_and_r4_plus_with_b_at_1a(glazer):
     assert sum(m.amplitude**2 for m in r.modes) == pytest.approx(r.total**2, rel=1e-6)
 
 
+@needs_labels
 @pytest.mark.parametrize("glazer", ["a0a0c+", "a-a-a-", "a+b-b-", "a+a+c-"])
 def test_tilt_systems_read_m2_plus_and_r5_minus_with_a_at_1a(glazer):
     _, target = tilted_perovskite(glazer, HOWARD_STOKES[glazer])
@@ -172,6 +177,7 @@ def test_tilt_systems_read_m2_plus_and_r5_minus_with_a_at_1a(glazer):
     assert "Sr 1a" in r.parent["origin"]["description"]
 
 
+@needs_labels
 @pytest.mark.parametrize("number", [1, 2, 14, 62, 122, 141, 142, 148, 166, 194, 221, 227])
 def test_character_matching_is_one_to_one(number):
     from matsym.modes._coverage import group_coverage
@@ -180,6 +186,7 @@ def test_character_matching_is_one_to_one(number):
     assert c.kpoints >= 1 and c.matched == c.kpoints, c.failures
 
 
+@needs_labels
 def test_without_the_tables_labels_fall_back_to_k_and_index_with_the_same_numbers(monkeypatch):
     from matsym.modes import _labels
 
@@ -217,6 +224,7 @@ def test_result_round_trips_through_json_and_is_frozen():
         ModeDecomposition.from_dict({"parent": {}})
 
 
+@needs_labels
 def test_learned_pseudovectors_report_shares_of_the_squared_norm():
     # a 1e pseudovector on Ti, anti-phase about z: the R4+ tilt pattern as an order parameter (std basis y,z,x)
     parent = _perovskite_b_at_origin()
@@ -246,6 +254,7 @@ def test_bad_inputs_raise_clear_errors():
         decompose_field(parent, parent, np.zeros((5, 3)), irreps="1x2e")
 
 
+@needs_labels
 def test_modes_command_prints_table_json_and_plot(tmp_path, capsys):
     from matsym.cli import main
 
@@ -367,6 +376,7 @@ def _quartz():
     return parent, target, 154, {"GM3"}
 
 
+@needs_labels
 @pytest.mark.parametrize("case", [_zro2, _ymno3, _vo2, _quartz], ids=["ZrO2", "YMnO3", "VO2", "quartz"])
 def test_published_distortions_decompose_into_modes_of_the_targets_group(case):
     from matsym.registration import register

@@ -111,7 +111,7 @@ def _small_irreps(group: ParentGroup, k: np.ndarray) -> tuple[list[np.ndarray], 
         except np.linalg.LinAlgError:
             # spgrep 0.8's subgroup chain ("Neto") assumes its own primitive basis for some centred groups
             # (Fd-3m, R-3m, I4_1/amd, ... in the basis reduced from the user's cell); its numerical method
-            # ("random") has no such assumption
+            # ("random", seeded inside spgrep, so the matrices are the same on every run) has no such assumption
             irreps, mapping = get_spacegroup_irreps_from_primitive_symmetry(
                 group.rotations, group.translations, np.asarray(k, dtype=float), method="random"
             )
