@@ -427,3 +427,17 @@ def test_search_results_carry_modes_of_the_order_parameter_and_the_decoded_displ
     shares = {m["irrep"]: m["amplitude"] for m in op_modes["modes"]}
     assert shares == pytest.approx({m.irrep: m.amplitude**2 / direct.total**2 for m in direct.modes})
     assert op_modes["kind"] == "order_parameter" and dist_modes["subgroup"]["number"] == 62
+
+
+@needs_labels
+def test_a_supercell_parent_gives_the_modes_of_its_primitive_cell():
+    # spglib lists only the operations that keep the given cell's lattice: the √2×√2×1 cell alone would lose the
+    # 3-fold axes; the decomposition works on the primitive cell, so both parents give the same report
+    parent = cubic_perovskite()
+    big = parent.copy()
+    big.make_supercell([[1, 1, 0], [-1, 1, 0], [0, 0, 1]])
+    _, target = tilted_perovskite("a0a0c-", HOWARD_STOKES["a0a0c-"])
+    small_r, big_r = decompose(parent, target), decompose(big, target)
+    assert [(m.irrep, m.dimension) for m in big_r.modes] == [(m.irrep, m.dimension) for m in small_r.modes]
+    assert [m.amplitude for m in big_r.modes] == pytest.approx([m.amplitude for m in small_r.modes], rel=1e-9)
+    assert big_r.subgroup == small_r.subgroup and big_r.glazer == small_r.glazer == "a0a0c-"

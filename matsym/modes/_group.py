@@ -152,15 +152,14 @@ def parent_group(structure: Any, symprec: float = 1e-3) -> ParentGroup:
     p_frac = fp[keep]
     p_num = [numbers[i] for i in keep]
     species = tuple(s[i].species_string for i in keep)
-    # operations in the primitive basis, modulo the primitive lattice
-    q = basis.T  # column form: x_input = q x_p
-    q_inv = np.linalg.inv(q)
+    # operations from the primitive cell: spglib lists only the operations that map the given cell's lattice onto
+    # itself (a sqrt2 x sqrt2 x 1 perovskite cell loses the 3-fold axes), the primitive lattice keeps them all
+    with _spglib_raising() as spglib:
+        pds = spglib.get_symmetry_dataset((p_lat, p_frac, p_num), symprec=symprec)
     ops: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-    for r, t in zip(rots, trans, strict=True):
-        w = np.rint(q_inv @ r @ q).astype(np.int64)
-        tp = q_inv @ t
-        tp -= np.floor(tp + 1e-9)
-        ops.setdefault(tuple(w.ravel()), (w, tp))
+    for r, t in zip(np.asarray(pds.rotations), np.asarray(pds.translations), strict=True):
+        tp = t - np.floor(t + 1e-9)
+        ops.setdefault(tuple(r.ravel()), (r.astype(np.int64), tp))
     w_all = np.array([v[0] for v in ops.values()])
     t_all = np.array([v[1] for v in ops.values()])
     cart = np.einsum("ij,gjk,kl->gil", p_lat.T, w_all, np.linalg.inv(p_lat.T))
@@ -175,8 +174,6 @@ def parent_group(structure: Any, symprec: float = 1e-3) -> ParentGroup:
                 raise StructureError(f"operation {g} of the parent does not map site {i} onto one site")
             perm[g, i] = hit[0]
             shifts[g, i] = np.rint(x - p_frac[hit[0]])
-    with _spglib_raising() as spglib:
-        pds = spglib.get_symmetry_dataset((p_lat, p_frac, p_num), symprec=symprec)
     return ParentGroup(
         lattice=p_lat,
         frac=p_frac,

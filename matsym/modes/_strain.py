@@ -53,7 +53,10 @@ def glazer(group: ParentGroup, amps: dict, kvec: dict, blocks) -> str | None:
     others = [i for i in range(5) if i not in x_sites]
     if len(x_sites) != 3:
         return None
-    a0 = float(np.linalg.norm(group.lattice[0]))
+    a0 = float(abs(np.linalg.det(group.lattice))) ** (1 / 3)
+    cubic = a0 * np.eye(3) @ np.linalg.inv(group.lattice)  # the cubic axes in the primitive basis
+    if np.abs(cubic - np.rint(cubic)).max() > 1e-6:
+        return None  # cubic axes not along x, y, z
 
     def vec(i, j):
         d = group.frac[i] - group.frac[j]
@@ -66,7 +69,8 @@ def glazer(group: ParentGroup, amps: dict, kvec: dict, blocks) -> str | None:
         return None
     tilt = {"+": np.zeros(3), "-": np.zeros(3)}
     for kk, amp in amps.items():
-        k = kvec[kk]
+        k = np.rint(cubic).astype(np.int64) @ kvec[kk]  # components along the cubic axes (units 1/a0)
+        k = k - np.floor(k + 1e-9)
         half = np.isclose(k, 0.5)
         if not np.all(half | np.isclose(k, 0.0)):
             continue
