@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 from fractions import Fraction
 from typing import Any
 
@@ -219,17 +220,26 @@ class FieldBlock:
         return "displacement" if self.cartesian else f"{self.l}{'e' if self.p > 0 else 'o'}"
 
 
+def _irreps_terms(irreps: Any) -> list[tuple[int, int, int]]:
+    """``[(multiplicity, l, parity)]``; plain strings like "1x1e+2e" without importing e3nn (torch), else e3nn."""
+    if isinstance(irreps, str):
+        terms = [re.fullmatch(r"(?:(\d+)x)?(\d+)([eo])", t.strip()) for t in irreps.split("+")]
+        if terms and all(terms):
+            return [(int(m.group(1) or 1), int(m.group(2)), 1 if m.group(3) == "e" else -1) for m in terms]
+    from matsym.basis import parse_irreps
+
+    return [(mul, ir.l, ir.p) for mul, ir in parse_irreps(irreps)]
+
+
 def field_blocks(irreps: str | None) -> tuple[FieldBlock, ...]:
     """Blocks of a field: ``None`` means Cartesian displacements; else an e3nn irreps string (standard basis)."""
     if irreps is None:
         return (FieldBlock(1, -1, 0, cartesian=True),)
-    from matsym.basis import parse_irreps
-
     out, start = [], 0
-    for mul, ir in parse_irreps(irreps):
+    for mul, l, p in _irreps_terms(irreps):
         for _ in range(mul):
-            out.append(FieldBlock(ir.l, ir.p, start))
-            start += 2 * ir.l + 1
+            out.append(FieldBlock(l, p, start))
+            start += 2 * l + 1
     if not out:
         raise IrrepsError(f"expected at least one irrep in the field's irreps, got {irreps!r}")
     return tuple(out)
