@@ -101,8 +101,9 @@ def _small_irreps(group: ParentGroup, k: np.ndarray) -> tuple[list[np.ndarray], 
     from spgrep import get_spacegroup_irreps_from_primitive_symmetry
 
     with warnings.catch_warnings():
-        # spgrep < 0.9 compares irreps at a tolerance it reports as a UserWarning when it has to adjust it;
-        # the characters are checked against the tables (labels) and the projectors for completeness here
+        # spgrep reports "Tighten/Loosen tolerance" UserWarnings when it adjusts its numerical tolerance (seen in
+        # the feasibility study, DESIGN.md); the result is still checked here: characters against the tables,
+        # projectors for completeness (tests/test_modes.py)
         warnings.filterwarnings("ignore", message=r".*(Tighten|Loosen|tolerance).*", category=UserWarning)
         try:
             irreps, mapping = get_spacegroup_irreps_from_primitive_symmetry(
