@@ -441,3 +441,17 @@ def test_a_supercell_parent_gives_the_modes_of_its_primitive_cell():
     assert [(m.irrep, m.dimension) for m in big_r.modes] == [(m.irrep, m.dimension) for m in small_r.modes]
     assert [m.amplitude for m in big_r.modes] == pytest.approx([m.amplitude for m in small_r.modes], rel=1e-9)
     assert big_r.subgroup == small_r.subgroup and big_r.glazer == small_r.glazer == "a0a0c-"
+
+
+@needs_labels
+def test_label_coverage_script_reports_one_to_one_matching(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "modes_label_coverage.py"
+    spec = importlib.util.spec_from_file_location("matsym_example_modes_label_coverage", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main(["--groups", "62,221"]) == 0
+    out = capsys.readouterr().out
+    assert "2 space groups" in out and ", 0 not (" in out
