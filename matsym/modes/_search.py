@@ -31,6 +31,14 @@ def _supercell(result: Any):
     return parent, sc
 
 
+def _spglib_errors() -> tuple[type[BaseException], ...]:
+    import spglib
+
+    from matsym.symmetry import _spglib_errors as errors
+
+    return errors(spglib)
+
+
 def result_modes(result: Any) -> tuple[dict | None, dict | None]:
     """``(order_parameter_modes, distortion_modes)`` of a result as JSON-ready dictionaries (None if n/a).
 
@@ -52,7 +60,8 @@ def result_modes(result: Any) -> tuple[dict | None, dict | None]:
             continue
         try:
             out.append(decompose_field(parent, sc, values, irreps=irreps, kind=kind).as_dict())
-        except (MatsymError, np.linalg.LinAlgError, ValueError):
+        except (MatsymError, np.linalg.LinAlgError, ValueError, KeyError, RuntimeError, *_spglib_errors()):
+            # reporting must not lose a finished search: the result keeps None and the rest of its report
             out.append(None)
     return out[0], out[1]
 
