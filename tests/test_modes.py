@@ -324,8 +324,8 @@ def _zro2():
 
 
 def _ymno3():
-    # P6_3cm YMnO3 at room temperature: Gibbs, Knight & Lightfoot, PRB 83, 094111 (2011); the P6_3/mmc parent
-    # (a = 3.61 Å, c = 11.40 Å, Y 2a, Mn 2c, O 4f z = 0.0866, O 2b) from the same study's high-temperature data
+    # P6_3cm YMnO3 at room temperature: Gibbs, Knight & Lightfoot, PRB 83, 094111 (2011); the P6_3/mmc parent is
+    # the idealised high-temperature structure (a = 3.61 Å, c = 11.40 Å, Y 2a, Mn 2c, O 4f z = 0.0866, O 2b)
     parent = _from_asymmetric_unit(
         _hall(194),
         Lattice.hexagonal(3.61, 11.40),
