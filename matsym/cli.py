@@ -283,6 +283,8 @@ def cmd_find(args: argparse.Namespace) -> int:
                 "order_parameter_sites": result.sites,
                 "irrep_fractions": result.irrep_fractions() if result.irrep_weights.size else {},
                 "parent_reduction": (result.registration or {}).get("parent_reduction", {}),
+                "order_parameter_modes": result.order_parameter_modes,
+                "distortion_modes": result.distortion_modes,
                 **sym,
             }
         )
@@ -509,6 +511,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.add_argument("--json", action="store_true", help="print one JSON object")
     verify.set_defaults(func=cmd_verify)
+
+    from matsym import cli_modes
+
+    cli_modes.add_parser(sub)
     return parser
 
 
@@ -535,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code) if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if getattr(args, "func", None) is None:
         parser.print_usage(sys.stderr)
-        print(f"{_PROG}: error: a command is required (find, distort, check, verify)", file=sys.stderr)
+        print(f"{_PROG}: error: a command is required (find, distort, check, verify, modes)", file=sys.stderr)
         return 2
     try:
         with _collect_warnings() as caught:

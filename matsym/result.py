@@ -109,6 +109,9 @@ class OrderParameterResult:
         settings: everything needed to reproduce the run (spec, search and network configuration, seed).
         registration: how parent and target were put on one cell (supercell matrix, origin shift, strain).
         nothing_to_find: True when the target equals the parent (no displacement above tolerance).
+        order_parameter_modes: the learned order parameter as symmetry modes of the parent
+            (:meth:`matsym.modes.ModeDecomposition.as_dict`; amplitudes are shares of its squared norm), or None.
+        distortion_modes: the decoded displacements as symmetry modes of the parent (Å), or None.
         schema_version: JSON schema version.
     """
 
@@ -131,6 +134,8 @@ class OrderParameterResult:
     settings: dict
     registration: dict = field(default_factory=dict)
     nothing_to_find: bool = False
+    order_parameter_modes: dict | None = None
+    distortion_modes: dict | None = None
     schema_version: int = SCHEMA_VERSION
 
     # ----------------------------------------------------------------- derived views
@@ -173,6 +178,15 @@ class OrderParameterResult:
                 continue
             parts = [f"{c} {v:+.4f}" for c, v in zip(self.components, op, strict=True) if v * v >= threshold * norm2]
             lines.append(f"  site {site:4d} {species:>3s} group {self.groups[k]}: " + ", ".join(parts))
+        for title, modes in (
+            ("order parameter", self.order_parameter_modes),
+            ("decoded displacements", self.distortion_modes),
+        ):
+            if modes:
+                from matsym.modes import ModeDecomposition
+
+                lines.append(f"Symmetry modes of the {title}:")
+                lines += ["  " + line for line in ModeDecomposition.from_dict(modes).table().splitlines()]
         return "\n".join(lines)
 
     # ----------------------------------------------------------------- serialisation

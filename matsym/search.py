@@ -650,7 +650,9 @@ class OrderParameterSearch:
             "irreps_in": str(self.network.irreps_in),
             "irreps_out": str(self.network.irreps_out),
         }
-        return OrderParameterResult(
+        from matsym.modes import attach_modes  # reporting after the search, like the spglib verification
+
+        return attach_modes(OrderParameterResult(
             parent=self.problem.parent,
             target=self.problem.target,
             predicted_structure=predicted,
@@ -670,7 +672,7 @@ class OrderParameterSearch:
             settings=settings,
             registration=dict(self.problem.registration),
             nothing_to_find=nothing,
-        )
+        ))
 
     def save_weights(self, path) -> None:
         """Save the network weights with safetensors (no pickle)."""

@@ -189,7 +189,17 @@ def _order_parameter_summary(result: OrderParameterResult) -> dict[str, Any]:
         "loss_ratio": float(m.get("loss_ratio", float("nan"))),
         "displacement_error_ratio": float(m.get("displacement_error_ratio", float("nan"))),
         "nothing_to_find": bool(result.nothing_to_find),
+        "order_parameter_modes": _mode_table(result.order_parameter_modes),
+        "distortion_modes": _mode_table(result.distortion_modes),
     }
+
+
+def _mode_table(modes: dict | None) -> list[dict[str, Any]] | None:
+    """The mode table (label, k, amplitudes, subgroup) for the history; None when the result has none."""
+    if not modes:
+        return None
+    keep = ("irrep", "k_name", "dimension", "amplitude", "amplitude_parent", "pattern", "subgroup")
+    return [{k: m[k] for k in keep} for m in modes.get("modes", [])]
 
 
 @dataclasses.dataclass
