@@ -236,6 +236,8 @@ def cmd_find(args: argparse.Namespace) -> int:
         kwargs["device"] = args.device
     if args.threads is not None:
         kwargs["threads"] = args.threads
+    if getattr(args, "graph_backend", None) is not None:
+        kwargs["graph_backend"] = args.graph_backend
     search = OrderParameterSearch(parent, target, **kwargs)
     result = search.run(progress=_progress_enabled(args))
 
@@ -425,6 +427,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         metavar="N",
         help="torch threads of the search (default 1; large cells run faster with more, small ones do not)",
+    )
+    find.add_argument(
+        "--graph-backend",
+        choices=("auto", "vesin", "pymatgen", "torch-cluster"),
+        help="neighbour library of the graph (default auto; torch-cluster needs the extra matsym[cluster])",
     )
     find.add_argument("--force", action="store_true", help="overwrite existing output files")
     find.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")

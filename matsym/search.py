@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from matsym._adam import Adam
-from matsym.errors import SearchError
+from matsym.errors import InputError, SearchError
 from matsym.model import EdgeGeometry, EquivariantNetwork, NetworkConfig
 from matsym.order_parameter import DEFAULT_IRREPS, OrderParameter, OrderParameterSpec
 from matsym.result import CurieReport, OrderParameterResult
@@ -77,6 +77,8 @@ class SearchConfig:
             subnormal floats are flushed to zero during the search too (see ``OrderParameterSearch.runtime``).
         device: torch device of the network and its inputs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...). Results
             and saved weights are always returned on the CPU.
+        graph_backend: neighbour library of the graph (:func:`matsym.graph.build_graph`): ``"auto"``, ``"vesin"``,
+            ``"pymatgen"`` or ``"torch-cluster"`` (the ``cluster`` extra); all give the same graph.
     """
 
     signal_lmax: int = 3
@@ -107,6 +109,7 @@ class SearchConfig:
     nothing_tol: float = 1e-4
     threads: int | None = 1
     device: str = "cpu"
+    graph_backend: str = "auto"
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -134,14 +137,16 @@ class Problem:
     registration: dict = field(default_factory=dict)
 
 
-def _default_cutoff(structure) -> float:
+def _default_cutoff(structure, backend: str = "auto") -> float:
     from matsym.graph import build_graph
 
     # grow a trial cutoff until every atom has a neighbour, then take 1.25 x the largest nearest distance
     trial = 2.0
     for _ in range(12):
         try:
-            graph = build_graph(structure, trial)
+            graph = build_graph(structure, trial, backend=backend)
+        except InputError:  # an unknown or missing backend: no cutoff helps
+            raise
         except Exception:
             trial *= 1.5
             continue
@@ -153,7 +158,7 @@ def _default_cutoff(structure) -> float:
     raise SearchError("could not find a cutoff that gives every atom a neighbour")
 
 
-def prepare_problem(parent, target, *, cutoff: float | None = None) -> Problem:
+def prepare_problem(parent, target, *, cutoff: float | None = None, graph_backend: str = "auto") -> Problem:
     """Load, register and graph a parent/target pair.
 
     Periodic structures are registered (:func:`matsym.registration.register`): any cells, settings, origins and
@@ -194,8 +199,8 @@ def prepare_problem(parent, target, *, cutoff: float | None = None) -> Problem:
     else:
         for i in range(len(target_cell)):
             target_cell.translate_sites([i], disp[i], frac_coords=False, to_unit_cell=False)
-    cutoff = _default_cutoff(parent_cell) if cutoff is None else float(cutoff)
-    graph = build_graph(parent_cell, cutoff)
+    cutoff = _default_cutoff(parent_cell, graph_backend) if cutoff is None else float(cutoff)
+    graph = build_graph(parent_cell, cutoff, backend=graph_backend)
     return Problem(
         parent=parent_cell,
         target=target_cell,
@@ -317,7 +322,9 @@ class OrderParameterSearch:
         self.spec = OrderParameterSpec(
             irreps=irreps, sites=sites, tie=tie, mask=mask, sparsity=sparsity, l_penalty=l_penalty
         )
-        self.problem = prepare_problem(parent, target, cutoff=self.config.cutoff)
+        self.problem = prepare_problem(
+            parent, target, cutoff=self.config.cutoff, graph_backend=self.config.graph_backend
+        )
         self._input_was_atoms = _is_atoms(parent)
         self._callback = None
         self.order_parameter = OrderParameter(
