@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import sys
+import threading
 import types
 from collections.abc import Iterator
 
@@ -95,6 +96,7 @@ def _import_o3_deferring_angular() -> None:
 
 
 _MOMENTS: dict = {}
+_LOCK = threading.RLock()  # constructions in several threads (a Dask screen) patch and restore one at a time
 
 
 class _DeferredCode(torch.fx.GraphModule):
@@ -136,6 +138,11 @@ def lean_construction() -> Iterator[None]:
     See the module docstring. Only matsym's own construction should run inside it (it patches two e3nn module
     attributes for its duration).
     """
+    with _LOCK:
+        yield from _patched()
+
+
+def _patched() -> Iterator[None]:
     import e3nn
     import e3nn.math._normalize_activation as normalize
     import e3nn.o3._tensor_product._tensor_product as tp_module
