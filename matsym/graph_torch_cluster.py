@@ -67,7 +67,8 @@ def pairs(
             reach.append(math.ceil(rc / width + spread))
         grids = [np.arange(-r, r + 1) for r in reach]
         shifts = np.stack(np.meshgrid(*grids, indexing="ij"), axis=-1).reshape(-1, 3).astype(np.int64)
-    images = (positions[None, :, :] + (shifts @ cell if cell is not None else 0.0)[:, None, :]).reshape(-1, 3)
+    offsets = shifts @ cell if cell is not None else np.zeros((1, 3))  # [S, 3] Cartesian translations
+    images = (positions[None, :, :] + offsets[:, None, :]).reshape(-1, 3)  # image s of site i at row s * n + i
     # a hair beyond the cutoff: pairs at the cutoff are kept (build_graph filters to <= rc in float64 afterwards)
     r = rc * (1.0 + 1e-9) + 1e-9
     query = torch.from_numpy(np.ascontiguousarray(positions, dtype=np.float64))
