@@ -155,7 +155,7 @@ def _patched() -> Iterator[None]:
             _MOMENTS[key] = original_moment(f, n, dtype=dtype, device=device)
         return _MOMENTS[key]
 
-    providers = tp_module._CODEGEN_PROVIDERS_LEFT_RIGHT
+    providers = getattr(tp_module, "_CODEGEN_PROVIDERS_LEFT_RIGHT", [])  # e3nn 0.6; older ones: build as usual
     defer = e3nn.get_optimization_defaults().get("jit_mode") == "eager" and len(providers) > 0
     real = providers[0] if defer else None
 
