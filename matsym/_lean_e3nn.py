@@ -5,19 +5,19 @@ parameters, but never runs e3nn's own forward. Measured with ``python -X importt
 ``matsym find`` (Pm-3m -> a+b-b-, 40-atom cell, 2-core machine), three things e3nn does at import or construction
 served only that unused forward:
 
-- ``import e3nn.o3`` imports sympy (0.7 of its 0.74 s CPU), for the symbolic Legendre polynomials of
+- ``import e3nn.o3`` imports sympy (725 of its 737 ms in ``-X importtime``, loaded machine), for the symbolic Legendre polynomials of
   ``e3nn.o3._angular_spherical_harmonics`` (``SphericalHarmonicsAlphaBeta``, ``Legendre``, ...), which matsym
   does not use. :func:`import_o3` imports e3nn.o3 with that submodule deferred: its four names are loaded on
   first access (``e3nn.o3.Legendre`` works as before, it just imports sympy then). It also imports e3nn without
   ``torch._dynamo`` (e3nn decorates one function with ``torch.compiler.disable`` at import, which loads it:
   0.8 s); matsym never compiles.
-- every ``TensorProduct`` generates its forward as torch.fx code at construction: 2.7 of the 4.5 s (CPU, loaded
+- every ``TensorProduct`` generates its forward as torch.fx code at construction: 2.7 of the 4.5 s (cProfile, loaded
   machine) of building the default search network. Inside :func:`lean_construction` that code is generated on
   the first call instead (:class:`_DeferredCode`), so :meth:`matsym.model.EquivariantNetwork.forward_e3nn` still
   runs e3nn's own code, path by path, while a search never pays for it. The generated code's constant buffers
   (Wigner 3j symbols) then live outside the module's ``state_dict``; they are constants, not weights.
 - every activation is normalised by a Monte Carlo second moment over a million samples with a fixed seed
-  (``e3nn.math.moment``): 1.1 s for the 12 activations of the default network, 4 distinct functions. Inside
+  (``e3nn.math.moment``): 1.1 s (cProfile) for the 12 activations of the default network, 4 distinct functions. Inside
   :func:`lean_construction` the moments are memoised per (function, power, dtype, device): the same numbers,
   each computed once per process.
 
