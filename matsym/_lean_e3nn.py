@@ -9,8 +9,8 @@ served only that unused forward:
   Legendre polynomials of ``e3nn.o3._angular_spherical_harmonics`` (``SphericalHarmonicsAlphaBeta``,
   ``Legendre``, ...), which matsym does not use. :func:`import_o3` imports e3nn.o3 with that submodule
   deferred: its four names are loaded on first access (``e3nn.o3.Legendre`` works as before, it just imports
-  sympy then). It also imports e3nn without ``torch._dynamo`` (e3nn decorates one function with ``torch.compiler.disable`` at import, which loads it:
-  0.8 s); matsym never compiles.
+  sympy then). It also imports e3nn without ``torch._dynamo`` (e3nn decorates one function with
+  ``torch.compiler.disable`` at import, which loads it: 0.8 s); matsym never compiles.
 - every ``TensorProduct`` generates its forward as torch.fx code at construction: 2.7 of the 4.5 s (cProfile, loaded
   machine) of building the default search network. Inside :func:`lean_construction` that code is generated on
   the first call instead (:class:`_DeferredCode`), so :meth:`matsym.model.EquivariantNetwork.forward_e3nn` still
