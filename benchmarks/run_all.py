@@ -20,6 +20,7 @@ SCRIPTS = {
     "graph": "bench_graph.py",
     "step": "bench_step.py",
     "end_to_end": "bench_end_to_end.py",
+    "startup": "bench_startup.py",
     "scaling": "bench_scaling.py",
     "cuda": "bench_cuda.py",  # measures only where a CUDA device exists
 }

@@ -636,17 +636,12 @@ class DenseGate(torch.nn.Module):
             self.gate_spans, gate_new = _activation_groups(gate.act_gates)
         else:
             self.gate_spans, gate_new = [], np.zeros(0, dtype=np.int64)
-        # e3nn multiplies each gated component by one gate (an element-wise product): read which, and the factor
-        # (called in the module's own dtype: a deepcopy of an e3nn module imports torch._dynamo, 1.4 s; the values
-        # involved, ones and small integers, are exact in any float dtype)
-        dtype = next((b.dtype for b in gate.mul.buffers() if b.is_floating_point()), torch.get_default_dtype())
-        with torch.no_grad():
-            ones_gated = torch.ones(1, gated_dim, dtype=dtype)
-            factor = gate.mul(ones_gated, torch.ones(1, self.n_gates, dtype=dtype))[0].double()
-            which = gate.mul(ones_gated, torch.arange(1.0, self.n_gates + 1, dtype=dtype)[None])[0].double() / factor
-        if not torch.allclose(factor, torch.ones_like(factor), rtol=0, atol=1e-12):
+        # e3nn multiplies each gated component by one gate (an element-wise product): read which, and the factor,
+        # from its instructions (calling it would generate its code: 0.3 s, see matsym._lean_e3nn)
+        which, factor = _gate_products(gate.mul) if self.n_gates else (np.zeros(0, dtype=np.int64), np.ones(0))
+        if not np.allclose(factor, 1.0, rtol=0, atol=1e-12):
             raise NotImplementedError("dense gates need e3nn's element-wise product to be a plain product")
-        gidx = gate_new[(which.round() - 1).long().numpy()] if self.n_gates else np.zeros(0, dtype=np.int64)
+        gidx = gate_new[which] if self.n_gates else np.zeros(0, dtype=np.int64)
         self.register_buffer("gidx", torch.from_numpy(gidx), persistent=False)
         # input: e3nn's sorted layout -> [scalars by activation | gates by activation | gated]
         split = gate_input_map(gate)  # new[old] into [scalars | gates | gated]
@@ -668,6 +663,29 @@ class DenseGate(torch.nn.Module):
             parts.append(y[:, self.n_scalars + self.n_gates :] * gates.index_select(1, self.gidx))
         out = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         return out.index_select(1, self.out_index)
+
+
+def _gate_products(mul) -> tuple[np.ndarray, np.ndarray]:
+    """For each output component of e3nn's ``ElementwiseTensorProduct`` of gated features with their (scalar)
+    gates: the gate component it is multiplied by, and the constant factor (path weight x Wigner 3j), read from
+    the instructions. Output components must be the gated ones, in order."""
+    s1, s2, s3 = mul.irreps_in1.slices(), mul.irreps_in2.slices(), mul.irreps_out.slices()
+    which = np.full(mul.irreps_out.dim, -1, dtype=np.int64)
+    factor = np.zeros(mul.irreps_out.dim)
+    for ins in mul.instructions:
+        (m1, ir1), (_, ir2), (_, ir3) = mul.irreps_in1[ins.i_in1], mul.irreps_in2[ins.i_in2], mul.irreps_out[ins.i_out]
+        w3j = _wigner(ir1.l, 0, ir3.l)[:, 0, :]  # [d, d]
+        if ins.connection_mode != "uuu" or ir2.l != 0 or ir3.l != ir1.l or s3[ins.i_out] != s1[ins.i_in1]:
+            raise NotImplementedError("dense gates need gated features multiplied component-wise by scalar gates")
+        if np.abs(w3j - np.diag(np.diagonal(w3j))).max() > _ZERO:
+            raise NotImplementedError("dense gates need a diagonal gate product")
+        for u in range(m1):
+            comps = s3[ins.i_out].start + u * ir3.dim + np.arange(ir3.dim)
+            which[comps] = s2[ins.i_in2].start + u
+            factor[comps] = ins.path_weight * np.diagonal(w3j)
+    if (which < 0).any():
+        raise NotImplementedError("a gated component without a gate")
+    return which, factor
 
 
 def gate_input_map(gate) -> np.ndarray:

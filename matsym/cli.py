@@ -256,6 +256,8 @@ def cmd_find(args: argparse.Namespace) -> int:
     if args.threads is not None:
         kwargs["threads"] = args.threads
     kwargs.update(_tolerances(args))
+    if getattr(args, "graph_backend", None) is not None:
+        kwargs["graph_backend"] = args.graph_backend
     search = OrderParameterSearch(parent, target, **kwargs)
     result = search.run(progress=_progress_enabled(args))
 
@@ -453,6 +455,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch threads of the search (default 1; large cells run faster with more, small ones do not)",
     )
     _add_tolerances(find)
+    find.add_argument(
+        "--graph-backend",
+        choices=("auto", "vesin", "pymatgen", "torch-cluster"),
+        help="neighbour library of the graph (default auto; torch-cluster needs the extra matsym[cluster])",
+    )
     find.add_argument("--force", action="store_true", help="overwrite existing output files")
     find.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     find.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from matsym.errors import CutoffError, StructureError
+from matsym.errors import CutoffError, InputError, StructureError
 from matsym.io import load_structure
 
 __all__ = ["CrystalGraph", "build_graph", "nearest_neighbor_distances"]
@@ -143,7 +143,12 @@ def _check_cutoff(cutoff: Any) -> float:
     return value
 
 
-def build_graph(obj: Any, cutoff: float, *, self_interaction: bool = False, min_distance: float = 0.5) -> CrystalGraph:
+BACKENDS = ("auto", "vesin", "pymatgen", "torch-cluster")
+
+
+def build_graph(
+    obj: Any, cutoff: float, *, self_interaction: bool = False, min_distance: float = 0.5, backend: str = "auto"
+) -> CrystalGraph:
     """Build the neighbour graph of a structure.
 
     Args:
@@ -154,6 +159,9 @@ def build_graph(obj: Any, cutoff: float, *, self_interaction: bool = False, min_
         self_interaction: Also add a zero-length edge ``(i, i, 0)`` per site. Off by default: spherical
             harmonics of a zero vector are undefined, so equivariant convolutions must not see them.
         min_distance: Passed to validation: smallest allowed interatomic distance in Å.
+        backend: Neighbour library: ``"auto"`` (vesin, or pymatgen in cells narrower than two cutoffs; a k-d tree
+            for finite clouds), ``"vesin"``, ``"pymatgen"``, or ``"torch-cluster"`` (the ``cluster`` extra,
+            :mod:`matsym.graph_torch_cluster`). Every backend gives the same graph.
 
     Returns:
         The graph, edges sorted by ``dst``, then ``src``, then shift.
@@ -162,8 +170,12 @@ def build_graph(obj: Any, cutoff: float, *, self_interaction: bool = False, min_
         CutoffError: ``cutoff`` is not a finite positive number, or leaves an atom without any neighbour (the
             message names the first such atoms and the smallest cutoff that would connect every atom).
         StructureError, DisorderError, FileFormatError: from loading and validating ``obj``.
+        InputError: unknown ``backend``, or one that is not installed.
     """
     from pymatgen.core import IMolecule, IStructure
+
+    if backend not in BACKENDS:
+        raise InputError(f"graph backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
 
     from matsym.io import _validated_positions, validate_structure
 
@@ -182,13 +194,18 @@ def build_graph(obj: Any, cutoff: float, *, self_interaction: bool = False, min_
     if isinstance(s, IStructure):
         cell = np.array(s.lattice.matrix, dtype=np.float64)  # [3, 3]
         pbc = tuple(bool(p) for p in s.lattice.pbc)
-        src, dst, shifts, half = _periodic_pairs(positions, cell, pbc, rc)
+        src, dst, shifts, half = _periodic_pairs(positions, cell, pbc, rc, backend)
     else:
         half = False
         cell = None
         pbc = (False, False, False)
-        src, dst = _finite_pairs(positions, rc)
-        shifts = np.zeros((len(src), 3), dtype=np.int64)
+        if backend == "torch-cluster":
+            from matsym.graph_torch_cluster import pairs
+
+            src, dst, shifts = pairs(positions, None, pbc, rc)
+        else:
+            src, dst = _finite_pairs(positions, rc)
+            shifts = np.zeros((len(src), 3), dtype=np.int64)
 
     if self_interaction:
         if half:  # an (i, i, 0) edge is its own reverse: complete the list first
@@ -371,11 +388,20 @@ def _backend(cell: np.ndarray, pbc: tuple[bool, bool, bool], rc: float) -> str:
     return "vesin"
 
 
-def _periodic_pairs(positions, cell, pbc, rc):
+def _periodic_pairs(positions, cell, pbc, rc, backend: str = "auto"):
     """Pairs ``(src, dst, shift)`` within ``rc``, unsorted (pairs up to a tolerance beyond it may appear), and
     whether they are a half list (each pair once, its reverse to be added) rather than every directed pair."""
-    if _backend(cell, pbc, rc) == "vesin":
-        from vesin import NeighborList
+    if backend == "torch-cluster":
+        from matsym.graph_torch_cluster import pairs
+
+        return (*pairs(positions, cell, pbc, rc), False)
+    if backend == "auto":
+        backend = _backend(cell, pbc, rc)
+    if backend == "vesin":
+        try:
+            from vesin import NeighborList
+        except ImportError:
+            raise InputError("graph backend 'vesin' was asked for, but vesin is not installed") from None
 
         # a half list (each pair once) costs vesin about half as much; the reverses are added in the sort
         i, j, shifts = NeighborList(cutoff=rc, full_list=False).compute(

@@ -14,32 +14,14 @@ nonlinearity.
 from __future__ import annotations
 
 import math
-import sys
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from matsym._lean_e3nn import import_o3, lean_construction
 
-def _import_e3nn_lightly() -> None:
-    """Import e3nn without loading ``torch._dynamo`` when nothing else has.
-
-    e3nn decorates one function with ``torch.compiler.disable`` at import time, which imports ``torch._dynamo``:
-    0.8 s of the 2.3 s that ``matsym find`` spends importing (``python -X importtime``). matsym never compiles, so
-    e3nn is imported with an identity decorator, restored right after. If dynamo is already loaded (the user
-    compiles), nothing is changed.
-    """
-    if "torch._dynamo" in sys.modules or "e3nn" in sys.modules:
-        return
-    original = torch.compiler.disable
-    torch.compiler.disable = lambda fn=None, *args, **kwargs: fn if fn is not None else (lambda f: f)
-    try:
-        import e3nn.o3  # noqa: F401
-    finally:
-        torch.compiler.disable = original
-
-
-_import_e3nn_lightly()
+import_o3()  # without torch._dynamo and sympy: see matsym._lean_e3nn
 
 from e3nn import o3  # noqa: E402
 from e3nn.math import soft_one_hot_linspace  # noqa: E402
@@ -52,7 +34,8 @@ __all__ = ["EdgeGeometry", "EquivariantNetwork", "NetworkConfig", "parse_irreps"
 
 # e3nn's own evaluation of the tensor products (generated code) serves only :meth:`EquivariantNetwork.forward_e3nn`,
 # the reference that tests the dense evaluation. Optimising its einsums (opt_einsum_fx) took 1.6 s of the 4.7 s that
-# building the default search network cost, for nothing matsym runs: leave them as generated.
+# building the default search network cost, for nothing matsym runs: leave them as generated (and generate them on
+# the first call only, matsym._lean_e3nn).
 _E3NN_TP = {"_optimize_einsums": False}
 
 
@@ -318,7 +301,8 @@ class EquivariantNetwork(torch.nn.Module):
         torch.set_default_dtype(torch.float64)
         try:
             self.num_species = int(num_species)
-            self._build(irreps_in, irreps_out, config)
+            with lean_construction():  # e3nn's own forward code generated on first use only
+                self._build(irreps_in, irreps_out, config)
         finally:
             torch.set_default_dtype(previous)
         self.to(dtype)
@@ -421,6 +405,13 @@ class EquivariantNetwork(torch.nn.Module):
         self._dense_output = _dense.DenseConvolution(self.output)
         if self.layers:
             self._dense_output_square = _dense.DenseProduct(self.output_square)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """``torch.nn.Module.load_state_dict``, ignoring the constants of e3nn's generated code (keys with
+        ``._compiled_main_``: Wigner 3j symbols, not weights), which weights saved before that code was generated
+        lazily (:mod:`matsym._lean_e3nn`) contain."""
+        state = {k: v for k, v in state_dict.items() if "._compiled_main_" not in k}
+        return super().load_state_dict(state, strict=strict, assign=assign)
 
     @property
     def num_parameters(self) -> int:

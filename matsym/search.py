@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from matsym._adam import Adam
-from matsym.errors import SearchError
+from matsym.errors import InputError, SearchError
 from matsym.model import EdgeGeometry, EquivariantNetwork, NetworkConfig
 from matsym.order_parameter import DEFAULT_IRREPS, OrderParameter, OrderParameterSpec
 from matsym.result import CurieReport, OrderParameterResult
@@ -79,6 +79,8 @@ class SearchConfig:
             and saved weights are always returned on the CPU.
         ltol: registration: largest principal strain of the target cell against the parent supercell.
         angle_tol: registration: largest change of an angle between two directions by that strain, degrees.
+        graph_backend: neighbour library of the graph (:func:`matsym.graph.build_graph`): ``"auto"``, ``"vesin"``,
+            ``"pymatgen"`` or ``"torch-cluster"`` (the ``cluster`` extra); all give the same graph.
     """
 
     signal_lmax: int = 3
@@ -111,6 +113,7 @@ class SearchConfig:
     device: str = "cpu"
     ltol: float = 0.2
     angle_tol: float = 20.0
+    graph_backend: str = "auto"
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -138,14 +141,16 @@ class Problem:
     registration: dict = field(default_factory=dict)
 
 
-def _default_cutoff(structure) -> float:
+def _default_cutoff(structure, backend: str = "auto") -> float:
     from matsym.graph import build_graph
 
     # grow a trial cutoff until every atom has a neighbour, then take 1.25 x the largest nearest distance
     trial = 2.0
     for _ in range(12):
         try:
-            graph = build_graph(structure, trial)
+            graph = build_graph(structure, trial, backend=backend)
+        except InputError:  # an unknown or missing backend: no cutoff helps
+            raise
         except Exception:
             trial *= 1.5
             continue
@@ -157,7 +162,9 @@ def _default_cutoff(structure) -> float:
     raise SearchError("could not find a cutoff that gives every atom a neighbour")
 
 
-def prepare_problem(parent, target, *, cutoff: float | None = None, **registration_options) -> Problem:
+def prepare_problem(
+    parent, target, *, cutoff: float | None = None, graph_backend: str = "auto", **registration_options
+) -> Problem:
     """Load, register and graph a parent/target pair.
 
     Periodic structures are registered (:func:`matsym.registration.register`): any cells, settings, origins and
@@ -198,8 +205,8 @@ def prepare_problem(parent, target, *, cutoff: float | None = None, **registrati
     else:
         for i in range(len(target_cell)):
             target_cell.translate_sites([i], disp[i], frac_coords=False, to_unit_cell=False)
-    cutoff = _default_cutoff(parent_cell) if cutoff is None else float(cutoff)
-    graph = build_graph(parent_cell, cutoff)
+    cutoff = _default_cutoff(parent_cell, graph_backend) if cutoff is None else float(cutoff)
+    graph = build_graph(parent_cell, cutoff, backend=graph_backend)
     return Problem(
         parent=parent_cell,
         target=target_cell,
@@ -322,7 +329,12 @@ class OrderParameterSearch:
             irreps=irreps, sites=sites, tie=tie, mask=mask, sparsity=sparsity, l_penalty=l_penalty
         )
         self.problem = prepare_problem(
-            parent, target, cutoff=self.config.cutoff, ltol=self.config.ltol, angle_tol=self.config.angle_tol
+            parent,
+            target,
+            cutoff=self.config.cutoff,
+            graph_backend=self.config.graph_backend,
+            ltol=self.config.ltol,
+            angle_tol=self.config.angle_tol,
         )
         self._input_was_atoms = _is_atoms(parent)
         self._callback = None
