@@ -1,0 +1,686 @@
+"""Screening many parent/target pairs on Dask distributed, one row per pair in an ASE database.
+
+A search takes seconds on one core and uses one torch thread, so a screen over thousands of pairs is
+embarrassingly parallel: one task per pair, one worker *process* per core. :func:`screen` reads a CSV of pairs,
+sends one task per pair to a Dask cluster (a :class:`distributed.LocalCluster` of worker processes by default, or
+any running cluster given by its scheduler address, e.g. one started by dask-jobqueue on SLURM/PBS), and writes
+each finished pair to an ASE database (:mod:`ase.db`: an SQLite file by default, a ``postgresql://`` URL for
+many machines) as soon as it arrives.
+
+Design, and why:
+
+* **Tasks carry bytes and JSON, never live objects.** The client reads each structure file and sends its bytes,
+  its format and the search settings (plain JSON) to the worker; the worker returns the result as MSON
+  (``OrderParameterResult.as_dict()``) and a few scalars. Nothing torch-shaped crosses the network, so workers
+  need no shared file system and the scheduler can retry a task anywhere.
+* **Only the client writes to the database.** Workers never open it, so SQLite needs no locking across
+  processes and a worker needs no database credentials.
+* **Fault isolation.** A pair whose search raises is returned by its task as ``failed`` with the one-line error;
+  the other pairs go on. A worker process that dies (killed, out of memory) takes its running task with it; the
+  scheduler reschedules that task on another worker (Dask's ``distributed.scheduler.allowed-failures``, 3 by
+  default), so no pair is lost. A file that cannot be read is recorded as ``failed`` by the client at once.
+* **Resume.** Each row carries ``input_hash``, a SHA-256 of the pair's file contents and formats and its search
+  settings. A rerun skips a pair whose row is ``done`` with the same hash, and runs again the failed pairs and
+  those whose inputs or settings changed (their old row is replaced). A rerun that has nothing to run starts no
+  cluster and takes about as long as reading the database.
+* **Ctrl-C** stops the screen: the pairs already finished are in the database (each is written as it arrives),
+  the queued ones are cancelled, and a rerun carries on where it stopped.
+
+Row layout (``ase db screen.db`` lists it; see the README for queries): the predicted structure as the row's
+atoms; key-value pairs ``name``, ``status`` (``done``/``failed``), ``space_group`` (spglib number of the predicted
+structure at symprec 1e-3), ``target_space_group``, ``loss_ratio``, ``dominant_irrep``, ``seconds``,
+``input_hash``, and ``error`` for a failed pair; the row's data hold the whole result JSON (``data["result"]``),
+the search settings and the worker that ran it.
+
+Requires the ``screen`` extra: ``pip install "matsym[screen]"`` (Dask distributed and a PostgreSQL driver).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+try:
+    import distributed
+except ImportError as _exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        'matsym.screen needs Dask distributed, which is not installed: pip install "matsym[screen]"'
+    ) from _exc
+
+from matsym.errors import FileFormatError, InputError, MatsymError
+
+__all__ = [
+    "PAIR_COLUMNS",
+    "SYMPREC",
+    "Pair",
+    "ScreenError",
+    "ScreenSummary",
+    "pair_task",
+    "read_pairs",
+    "run_pair",
+    "screen",
+]
+
+#: Required columns of a pairs CSV, then the optional per-row search settings.
+PAIR_COLUMNS: tuple[str, ...] = ("name", "parent", "target")
+_ROW_SETTINGS: tuple[str, ...] = ("sites", "irreps", "tie", "mask")
+#: Tolerance (Å) of the space groups recorded in the database.
+SYMPREC = 1e-3
+_POLL_SECONDS = 0.5  # how often the progress bar refreshes its count of running pairs
+
+
+class ScreenError(MatsymError, RuntimeError):
+    """The screen cannot run: no local cluster could be started, or the scheduler cannot be reached."""
+
+
+# ------------------------------------------------------------------------------------------------------------
+# pairs
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One row of a pairs CSV.
+
+    Attributes:
+        name: Unique name of the pair (the database row's ``name``).
+        parent: Path of the parent structure file.
+        target: Path of the target structure file.
+        settings: Per-row search settings (``sites``, ``irreps``, ``tie``, ``mask``) that override the screen's
+            settings for this pair; plain JSON.
+    """
+
+    name: str
+    parent: Path
+    target: Path
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _row_setting(column: str, text: str) -> Any:
+    """A CSV cell as a search argument: tie in ``--tie`` syntax, mask items separated by ``;``."""
+    if column == "tie":
+        from matsym.cli import parse_tie
+
+        return parse_tie(text)
+    if column == "mask":
+        items = [item.strip() for item in text.split(";") if item.strip()]
+        return items if len(items) != 1 else items[0]
+    return text
+
+
+def read_pairs(path: str | os.PathLike) -> list[Pair]:
+    """Read a pairs CSV: a header with ``name,parent,target`` and optional ``sites,irreps,tie,mask``.
+
+    File paths are relative to the CSV's folder (absolute paths stay as they are); they are not opened here, so a
+    missing structure file becomes a failed pair rather than an error of the whole screen. An empty optional cell
+    keeps the screen's setting. ``tie`` takes the ``--tie`` syntax (``all``, ``translation:0.5,0.5,0.5``,
+    ``0,1;2,3``); ``mask`` takes items separated by ``;`` (``1e@1,0,0;2e m=2``).
+
+    Args:
+        path: The CSV file.
+
+    Returns:
+        The pairs in file order.
+
+    Raises:
+        FileFormatError: the file is missing or unreadable.
+        InputError: a required column is missing, a column is unknown, a name is empty or repeated, a row has no
+            parent or target, or there are no rows.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileFormatError(f"cannot read pairs: no such file: {p}")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FileFormatError(f"cannot read pairs file {p}: {exc}") from None
+    reader = csv.DictReader(text.splitlines())
+    header = [c.strip() for c in (reader.fieldnames or [])]
+    missing = [c for c in PAIR_COLUMNS if c not in header]
+    if missing:
+        raise InputError(
+            f"{p}: expected a CSV header with columns {','.join(PAIR_COLUMNS)} (optional: "
+            f"{','.join(_ROW_SETTINGS)}), got {','.join(header) or 'an empty file'}"
+        )
+    unknown = [c for c in header if c not in PAIR_COLUMNS + _ROW_SETTINGS]
+    if unknown:
+        raise InputError(f"{p}: unknown column(s) {unknown}; allowed: {list(PAIR_COLUMNS + _ROW_SETTINGS)}")
+    pairs: list[Pair] = []
+    seen: dict[str, int] = {}
+    for line, raw in enumerate(reader, start=2):
+        if None in raw:
+            raise InputError(
+                f"{p}, line {line}: more cells than the header has columns (quote a cell that holds commas: "
+                '"1e@1,0,0")'
+            )
+        row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
+        if not any(row.values()):
+            continue
+        name = row.get("name", "")
+        if not name:
+            raise InputError(f"{p}, line {line}: empty name; every pair needs a unique name")
+        if name in seen:
+            raise InputError(f"{p}, line {line}: name {name!r} repeats line {seen[name]}; names must be unique")
+        seen[name] = line
+        for column in ("parent", "target"):
+            if not row.get(column):
+                raise InputError(f"{p}, line {line} ({name}): no {column} file given")
+        settings = {c: _row_setting(c, row[c]) for c in _ROW_SETTINGS if row.get(c)}
+        pairs.append(Pair(name, p.parent / row["parent"], p.parent / row["target"], settings))
+    if not pairs:
+        raise InputError(f"{p}: no pairs (a header and at least one row are needed)")
+    return pairs
+
+
+# ------------------------------------------------------------------------------------------------------------
+# tasks (what travels to the workers)
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _file_entry(path: Path) -> dict[str, Any]:
+    """``{"path", "format", "content"}`` of a structure file, or ``{"path", "error"}`` if it cannot be read."""
+    from matsym.io import detect_format
+
+    if not path.is_file():
+        return {"path": str(path), "error": f"cannot read structure: no such file: {path}"}
+    try:
+        fmt = detect_format(path)
+        content = path.read_bytes()
+    except (MatsymError, OSError) as exc:
+        return {"path": str(path), "error": " ".join(str(exc).split())}
+    return {"path": str(path), "format": fmt, "content": content}
+
+
+def pair_task(pair: Pair, settings: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The task of one pair: file contents, formats and search settings (bytes and JSON only).
+
+    Args:
+        pair: The pair.
+        settings: Search settings of the screen (keyword arguments of
+            :class:`~matsym.search.OrderParameterSearch`, plain JSON); the pair's own settings override them.
+
+    Returns:
+        ``{"name", "parent", "target", "search", "input_hash"}``; ``parent``/``target`` hold ``format`` and
+        ``content`` (bytes), or ``error`` when the file cannot be read.
+    """
+    search = {**dict(settings or {}), **pair.settings}
+    task = {"name": pair.name, "parent": _file_entry(pair.parent), "target": _file_entry(pair.target)}
+    task["search"] = _plain(search, "search settings")
+    task["input_hash"] = _input_hash(task)
+    return task
+
+
+def _plain(value: Any, what: str) -> Any:
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{what} must be plain JSON data (str, numbers, lists, dicts), got {value!r}: {exc}") from None
+
+
+def _input_hash(task: Mapping[str, Any]) -> str:
+    """SHA-256 of what determines a pair's result: file contents and formats, and the search settings."""
+    h = hashlib.sha256()
+    for role in ("parent", "target"):
+        entry = task[role]
+        h.update(f"{role}:{entry.get('format')}:".encode())
+        content = entry.get("content")
+        h.update(hashlib.sha256(content).digest() if content is not None else b"unreadable")
+    h.update(json.dumps(task["search"], sort_keys=True).encode())
+    return h.hexdigest()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if isinstance(exc, MatsymError) and text else f"{type(exc).__name__}: {text}".rstrip(": ")
+
+
+def _load(entry: Mapping[str, Any], folder: Path, role: str) -> Any:
+    from matsym.io import load_structure
+
+    path = folder / role
+    path.write_bytes(entry["content"])
+    try:
+        return load_structure(path, fmt=entry["format"], min_distance=0.0)
+    except FileFormatError as exc:  # name the user's file, not the worker's copy
+        raise FileFormatError(str(exc).replace(str(path), entry["path"])) from None
+
+
+def _space_group(structure: Any) -> int | None:
+    from pymatgen.core import IStructure
+
+    from matsym.symmetry import space_group
+
+    if not isinstance(structure, IStructure):
+        return None
+    try:
+        return space_group(structure, SYMPREC)[0]
+    except MatsymError:
+        return None
+
+
+def run_pair(task: Mapping[str, Any]) -> dict[str, Any]:
+    """Run the search of one task (on a worker); never raises for a bad pair.
+
+    Args:
+        task: A :func:`pair_task` dictionary.
+
+    Returns:
+        ``{"name", "input_hash", "status", "seconds", "worker"}`` and, for ``done``: ``space_group``,
+        ``target_space_group`` (spglib at :data:`SYMPREC`; None for finite point clouds), ``loss_ratio``,
+        ``dominant_irrep``, ``result`` (MSON of the :class:`~matsym.result.OrderParameterResult`); for ``failed``:
+        ``error`` (one line).
+    """
+    start = time.perf_counter()
+    out: dict[str, Any] = {
+        "name": task["name"],
+        "input_hash": task["input_hash"],
+        "worker": {"pid": os.getpid(), "host": os.uname().nodename},
+    }
+    try:
+        for role in ("parent", "target"):
+            if "error" in task[role]:
+                raise FileFormatError(task[role]["error"])
+        from matsym.registration import register
+        from matsym.search import OrderParameterSearch, search_arguments
+
+        with tempfile.TemporaryDirectory(prefix="matsym-screen-") as tmp:
+            parent = _load(task["parent"], Path(tmp), "parent")
+            target = _load(task["target"], Path(tmp), "target")
+        if _is_periodic(parent) and _is_periodic(target):
+            register(parent, target)  # fail fast on a bad pair, before the network is built
+        search = dict(task["search"])
+        kwargs = search_arguments(
+            search.pop("sites", None), search.pop("irreps", None), search.pop("tie", "none"),
+            search.pop("mask", None), search,
+        )  # fmt: skip
+        result = OrderParameterSearch(parent, target, **kwargs).run(progress=False)
+        fractions = result.irrep_fractions() if result.irrep_weights.size else {}
+        dominant = max(fractions, key=fractions.get) if fractions and max(fractions.values()) > 0 else None
+        target_structure = result.target if result.target is not None else target
+        out.update(
+            status="done",
+            space_group=_space_group(result.predicted_structure),
+            target_space_group=_space_group(target_structure),
+            loss_ratio=float(result.metrics.get("loss_ratio", math.nan)),
+            dominant_irrep=dominant,
+            result=result.as_dict(),
+        )
+    except Exception as exc:  # fault isolation: any failure of one pair is that pair's result
+        out.update(status="failed", error=_one_line(exc))
+    out["seconds"] = time.perf_counter() - start
+    return out
+
+
+def _is_periodic(s: Any) -> bool:
+    from pymatgen.core import IStructure
+
+    return isinstance(s, IStructure)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# database (client side only)
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _connect(db: str | os.PathLike) -> Any:
+    import ase.db
+
+    name = str(db)
+    if "://" not in name:
+        folder = Path(name).parent
+        if not folder.is_dir():
+            raise FileFormatError(f"cannot open database {name}: no such folder {folder}")
+    try:
+        return ase.db.connect(name)
+    except (ValueError, OSError) as exc:
+        raise FileFormatError(f"cannot open database {name}: {_one_line(exc)}") from None
+
+
+def _existing_rows(db: Any) -> dict[str, dict[str, Any]]:
+    """``{name: {"ids": [...], "status", "input_hash", "error"}}`` of the rows already in the database."""
+    rows: dict[str, dict[str, Any]] = {}
+    for row in db.select(include_data=False):
+        kv = row.key_value_pairs
+        name = kv.get("name")
+        if name is None:
+            continue
+        entry = rows.setdefault(str(name), {"ids": []})
+        entry["ids"].append(row.id)
+        entry.update(status=kv.get("status"), input_hash=kv.get("input_hash"), error=kv.get("error"))
+    return rows
+
+
+def _row(out: Mapping[str, Any], task: Mapping[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """Atoms, key-value pairs and data of a finished pair."""
+    from ase import Atoms
+
+    from matsym.io import to_ase
+
+    keys: dict[str, Any] = {
+        "name": str(out["name"]),
+        "status": str(out["status"]),
+        "seconds": round(float(out.get("seconds", 0.0)), 3),
+        "input_hash": str(out["input_hash"]),
+    }
+    data: dict[str, Any] = {
+        "parent_file": task["parent"]["path"],
+        "target_file": task["target"]["path"],
+        "search": task["search"],
+        "worker": out.get("worker", {}),
+        "matsym_version": _version(),
+    }
+    if out["status"] != "done":
+        keys["error"] = str(out.get("error", "unknown error"))
+        return Atoms(), keys, data
+    for key in ("space_group", "target_space_group", "dominant_irrep"):
+        if out.get(key) is not None:
+            keys[key] = out[key]
+    keys["loss_ratio"] = float(out["loss_ratio"])
+    data["result"] = out["result"]
+    return to_ase(out["result"]["predicted_structure"]), keys, data
+
+
+def _version() -> str:
+    from matsym import __version__
+
+    return __version__
+
+
+def _store(db: Any, out: Mapping[str, Any], task: Mapping[str, Any], old: Mapping[str, Any] | None) -> bool:
+    """Write one pair's row, replacing its old rows; returns False when an identical failure is already stored."""
+    if (
+        old is not None
+        and out["status"] == "failed"
+        and old.get("status") == "failed"
+        and old.get("input_hash") == out["input_hash"]
+        and old.get("error") == out.get("error")
+        and len(old["ids"]) == 1
+    ):
+        return False
+    atoms, keys, data = _row(out, task)
+    with db:
+        if old is not None and old["ids"]:
+            db.delete(list(old["ids"]))
+        db.write(atoms, key_value_pairs=keys, data=data)
+    return True
+
+
+# ------------------------------------------------------------------------------------------------------------
+# the screen
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScreenSummary:
+    """What a screen did.
+
+    Attributes:
+        db: The database written.
+        total: Pairs in the input.
+        done: Pairs whose row is ``done`` at the end (skipped ones included).
+        failed: Pairs whose row is ``failed``.
+        skipped: Pairs skipped because their row was ``done`` with the same inputs and settings.
+        not_run: Pairs left unfinished by an interruption.
+        interrupted: The screen was stopped (Ctrl-C) before every pair finished.
+        seconds: Wall time of the screen.
+        failures: ``{name: one-line error}`` of the failed pairs.
+    """
+
+    db: str
+    total: int
+    done: int
+    failed: int
+    skipped: int
+    not_run: int
+    interrupted: bool
+    seconds: float
+    failures: dict[str, str]
+
+    @property
+    def exit_status(self) -> int:
+        """0 when every pair is done, 1 when any failed, 130 when interrupted."""
+        if self.interrupted:
+            return 130
+        return 1 if self.failed else 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON (the ``--json`` summary of ``matsym screen``)."""
+        return {
+            "db": self.db,
+            "total": self.total,
+            "done": self.done,
+            "failed": self.failed,
+            "skipped": self.skipped,
+            "not_run": self.not_run,
+            "interrupted": self.interrupted,
+            "seconds": round(self.seconds, 3),
+            "failures": dict(self.failures),
+            "exit_status": self.exit_status,
+        }
+
+
+class _Progress:
+    """Pairs done / failed / running, elapsed and remaining time, on stderr (tqdm)."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.done = self.failed = self.running = 0
+        self.bar = tqdm(total=total, desc="screen", unit="pair", file=sys.stderr, disable=not enabled, leave=True)
+        self._show()
+
+    def _show(self) -> None:
+        self.bar.set_postfix_str(f"done={self.done} failed={self.failed} running={self.running}", refresh=False)
+        self.bar.refresh()
+
+    def finished(self, status: str) -> None:
+        if status == "done":
+            self.done += 1
+        else:
+            self.failed += 1
+        self.bar.update(1)
+        self._show()
+
+    def set_running(self, running: int) -> None:
+        if running != self.running:
+            self.running = running
+            self._show()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _local_cluster(workers: int | None, threads_per_worker: int) -> Any:
+    n = workers or os.cpu_count() or 1
+    return distributed.LocalCluster(
+        n_workers=n,
+        threads_per_worker=threads_per_worker,
+        processes=True,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    )
+
+
+def _running(client: Any, keys: set[str]) -> int:
+    """Pairs being computed: tasks assigned to a worker, at most its thread count (workers queue a few ahead)."""
+    try:
+        processing, threads = client.processing(), client.nthreads()
+    except Exception:  # a progress figure is not worth failing the screen over
+        return 0
+    return sum(min(sum(key in keys for key in tasks), threads.get(w, 1)) for w, tasks in processing.items())
+
+
+def screen(
+    pairs: str | os.PathLike | Sequence[Pair],
+    db: str | os.PathLike,
+    *,
+    settings: Mapping[str, Any] | None = None,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    client: Any = None,
+    threads_per_worker: int = 1,
+    progress: bool = True,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> ScreenSummary:
+    """Run one order-parameter search per pair on Dask and store every pair as a row of an ASE database.
+
+    Args:
+        pairs: A pairs CSV (see :func:`read_pairs`) or a list of :class:`Pair`.
+        db: The ASE database: a file name (``screen.db``: SQLite) or a ``postgresql://user:password@host:port/db``
+            URL. Rows of other pairs in it are left alone.
+        settings: Keyword arguments of :class:`~matsym.search.OrderParameterSearch` for every pair (plain JSON:
+            ``sites``, ``irreps``, ``tie``, ``mask``, ``sparsity``, ``l_penalty``, ``seed``, any
+            :class:`~matsym.search.SearchConfig` field such as ``max_steps``); a pair's CSV settings override them.
+        workers: Worker processes of the local cluster (default: the number of cores). Ignored with
+            ``scheduler`` or ``client``.
+        scheduler: Address of a running Dask scheduler (``tcp://host:8786``), e.g. ``cluster.scheduler_address``
+            of a dask-jobqueue cluster; the screen then starts no cluster of its own.
+        client: A connected :class:`distributed.Client` to use instead (left open).
+        threads_per_worker: Threads of each local worker process (each search uses one torch thread).
+        progress: Show a progress bar on stderr.
+        on_result: Called on the client with each finished pair's output (after it is stored).
+
+    Returns:
+        A :class:`ScreenSummary`; ``summary.exit_status`` is 0 when every pair is done, 1 when any failed, 130
+        when interrupted by Ctrl-C (finished pairs are stored either way).
+
+    Raises:
+        FileFormatError: the pairs file or the database cannot be opened.
+        InputError: the pairs file is malformed, or the settings are not JSON data.
+    """
+    start = time.perf_counter()
+    pair_list = read_pairs(pairs) if isinstance(pairs, (str, os.PathLike)) else list(pairs)
+    names = [p.name for p in pair_list]
+    if len(set(names)) != len(names):
+        raise InputError(
+            f"pair names must be unique, got duplicates {sorted({n for n in names if names.count(n) > 1})}"
+        )
+    if workers is not None and workers < 1:
+        raise InputError(f"workers must be a positive integer, got {workers}")
+    if threads_per_worker < 1:
+        raise InputError(f"threads_per_worker must be a positive integer, got {threads_per_worker}")
+    database = _connect(db)
+    existing = _existing_rows(database)
+    tasks = [pair_task(p, settings) for p in pair_list]
+
+    status: dict[str, str] = {}
+    failures: dict[str, str] = {}
+    skipped = 0
+    to_run: list[dict[str, Any]] = []
+    for task in tasks:
+        old = existing.get(task["name"])
+        if old is not None and old.get("status") == "done" and old.get("input_hash") == task["input_hash"]:
+            status[task["name"]] = "done"
+            skipped += 1
+        else:
+            to_run.append(task)
+
+    bar = _Progress(len(to_run), progress)
+
+    def record(out: dict[str, Any], task: dict[str, Any]) -> None:
+        _store(database, out, task, existing.get(task["name"]))
+        status[task["name"]] = out["status"]
+        if out["status"] != "done":
+            failures[task["name"]] = str(out.get("error"))
+        bar.finished(out["status"])
+        if on_result is not None:
+            on_result(out)
+
+    interrupted = False
+    try:
+        remote = []
+        for task in to_run:  # unreadable files fail here, without a cluster
+            if "error" in task["parent"] or "error" in task["target"]:
+                record(run_pair(task), task)
+            else:
+                remote.append(task)
+        if remote:
+            _run_remote(remote, record, bar, workers, scheduler, client, threads_per_worker)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        bar.close()
+    return ScreenSummary(
+        db=str(db),
+        total=len(tasks),
+        done=sum(s == "done" for s in status.values()),
+        failed=sum(s == "failed" for s in status.values()),
+        skipped=skipped,
+        not_run=len(tasks) - len(status),
+        interrupted=interrupted,
+        seconds=time.perf_counter() - start,
+        failures=failures,
+    )
+
+
+def _run_remote(
+    tasks: list[dict[str, Any]],
+    record: Callable[[dict[str, Any], dict[str, Any]], None],
+    bar: _Progress,
+    workers: int | None,
+    scheduler: str | None,
+    client: Any,
+    threads_per_worker: int,
+) -> None:
+    """Submit the tasks, store each as it finishes; cancels the rest and closes what it opened on exit."""
+    cluster = None
+    own_client = client is None
+    futures: dict[Any, dict[str, Any]] = {}
+    try:
+        if client is None:
+            if scheduler is None:
+                try:
+                    cluster = _local_cluster(workers, threads_per_worker)
+                except RuntimeError as exc:
+                    raise ScreenError(f"cannot start a local Dask cluster: {_one_line(exc)}") from exc
+                client = distributed.Client(cluster)
+            else:
+                try:
+                    client = distributed.Client(scheduler, timeout="30s")
+                except OSError as exc:
+                    raise ScreenError(f"cannot reach the Dask scheduler {scheduler}: {_one_line(exc)}") from None
+        for task in tasks:
+            key = f"matsym-screen-{task['name']}-{uuid.uuid4().hex[:8]}"
+            futures[client.submit(run_pair, task, key=key, pure=False)] = task
+        keys = {f.key for f in futures}
+        pending = set(futures)
+        while pending:
+            try:
+                finished, pending = distributed.wait(pending, timeout=_POLL_SECONDS, return_when="FIRST_COMPLETED")
+            except TimeoutError:
+                finished = set()
+            for future in finished:
+                task = futures.pop(future)
+                keys.discard(future.key)
+                if future.status == "finished":
+                    out = future.result()
+                else:  # e.g. KilledWorker: the task's workers died more often than Dask allows
+                    exc = future.exception()
+                    out = {
+                        "name": task["name"],
+                        "input_hash": task["input_hash"],
+                        "status": "failed",
+                        "error": f"task lost: {_one_line(exc)}" if exc is not None else f"task {future.status}",
+                    }
+                future.release()
+                record(out, task)
+            bar.set_running(_running(client, keys))
+    finally:
+        for future in list(futures):  # queued and running pairs of an interrupted screen
+            future.cancel()
+        if own_client and client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
