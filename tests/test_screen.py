@@ -1,7 +1,7 @@
 """``matsym screen`` on a real Dask cluster (2 worker processes) and real databases (SQLite; PostgreSQL if installed).
 
-Pairs come from :mod:`matsym.structures`: ferroelectric off-centring of cubic SrTiO3 (B site along [001]: P4mm,
-[011]: Amm2) and the in-phase Jahn-Teller Q2 order of LaMnO3 (Rodriguez-Carvajal et al., PRB 57, R3189 (1998);
+Pairs come from :mod:`matsym.structures`: the ferroelectric off-centring of cubic SrTiO3 (B site along [001]: P4mm)
+and the in-phase Jahn-Teller Q2 order of LaMnO3 (Rodriguez-Carvajal et al., PRB 57, R3189 (1998);
 P4/mbm on the 10-atom cell). Searches run with a few steps only (seconds each); the tests check what the screen
 stores, not the search's convergence: space groups in the rows are compared with spglib on the stored atoms and on
 the target files.
@@ -28,13 +28,13 @@ from matsym.cli import main  # noqa: E402
 from matsym.errors import FileFormatError, InputError  # noqa: E402
 from matsym.io import load_structure  # noqa: E402
 from matsym.result import OrderParameterResult  # noqa: E402
-from matsym.screen import Pair, pair_task, read_pairs, screen  # noqa: E402
+from matsym.screen import pair_task, read_pairs, screen  # noqa: E402
 from matsym.screening_set import perovskite_pairs, write_pairs  # noqa: E402
 from matsym.symmetry import space_group  # noqa: E402
 
 # a few steps per phase: each search takes about a second once the worker has imported torch
 FAST = {"irreps": "1o+1e", "fit_steps": 10, "max_steps": 10, "search_steps": 5, "polish_steps": 5, "span_steps": 2}
-SMALL = ("polar 001", "polar 011", "JT Q2+")
+SMALL = ("polar 001", "JT Q2+")
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,16 @@ def pair_files(tmp_path_factory):
     pairs["missing parent"] = ("no_such_parent.cif", "polar_001_target.cif")
     csv = write_pairs(folder, pairs)
     return csv
+
+
+@pytest.fixture(scope="module")
+def one_pair(tmp_path_factory):
+    """One small pair (polar 001) and one with a missing parent file."""
+    folder = tmp_path_factory.mktemp("one")
+    built = perovskite_pairs()
+    return write_pairs(
+        folder, {"polar 001": built["polar 001"], "missing parent": ("gone.cif", "polar_001_target.cif")}
+    )
 
 
 def _rows(db):
@@ -108,7 +118,7 @@ def test_read_pairs_missing_file(tmp_path):
 def test_screen_sqlite_failed_pair_then_rerun_skips(cluster, pair_files, tmp_path):
     db = tmp_path / "screen.db"
     summary = screen(pair_files, db, settings=FAST, scheduler=cluster.scheduler_address, progress=False)
-    assert (summary.total, summary.done, summary.failed, summary.skipped) == (4, 3, 1, 0)
+    assert (summary.total, summary.done, summary.failed, summary.skipped) == (3, 2, 1, 0)
     assert summary.exit_status == 1
     assert "no such file" in summary.failures["missing parent"]
     rows = _rows(db)
@@ -136,16 +146,9 @@ def test_screen_sqlite_failed_pair_then_rerun_skips(cluster, pair_files, tmp_pat
     start = time.perf_counter()
     again = screen(pair_files, db, settings=FAST, scheduler="tcp://127.0.0.1:1", progress=False)
     assert time.perf_counter() - start < 5  # nothing to run: no scheduler is contacted (this address is dead)
-    assert (again.done, again.failed, again.skipped) == (3, 1, 3)
+    assert (again.done, again.failed, again.skipped) == (2, 1, 2)
     after = {name: (row.id, row.mtime) for name, row in _rows(db).items()}
     assert after == before  # the failed pair failed again with the same error: its row is kept as it was
-
-    # other settings for every pair: all run again, each old row is replaced (one row per pair)
-    changed = screen(pair_files, db, settings={**FAST, "seed": 1}, client=distributed.Client(cluster), progress=False)
-    assert (changed.done, changed.skipped) == (3, 0)
-    rows = _rows(db)
-    assert len(rows) == 4 and all(rows[n].id not in {i for i, _ in before.values()} for n in SMALL)
-    assert all(rows[n].data["search"]["seed"] == 1 for n in SMALL)
 
 
 def test_killed_worker_loses_no_pair(cluster, pair_files, tmp_path):
@@ -171,9 +174,9 @@ def test_killed_worker_loses_no_pair(cluster, pair_files, tmp_path):
     thread.join(timeout=5)
     client.close()
     assert killed, "no task was seen running"
-    assert (summary.done, summary.failed, summary.not_run) == (3, 1, 0)
+    assert (summary.done, summary.failed, summary.not_run) == (2, 1, 0)
     rows = _rows(tmp_path / "k.db")
-    assert len(rows) == 4
+    assert len(rows) == 3
     name = next(n for n in SMALL if killed["key"].startswith(f"matsym-screen-{n}-"))
     assert rows[name].status == "done"
     assert rows[name].data["worker"]["pid"] != killed["pid"]  # finished by another (or restarted) worker
@@ -190,24 +193,25 @@ def test_interrupt_keeps_finished_pairs(cluster, pair_files, tmp_path):
         pair_files, db, settings=FAST, scheduler=cluster.scheduler_address, progress=False, on_result=interrupt
     )
     assert summary.interrupted and summary.exit_status == 130
-    assert summary.not_run == 4 - summary.done - summary.failed and summary.not_run > 0
+    assert summary.not_run == 3 - summary.done - summary.failed and summary.not_run > 0
     assert len(_rows(db)) == summary.done + summary.failed >= 1
     rest = screen(pair_files, db, settings=FAST, scheduler=cluster.scheduler_address, progress=False)
-    assert (rest.done, rest.failed, rest.not_run) == (3, 1, 0) and len(_rows(db)) == 4
+    assert (rest.done, rest.failed, rest.not_run) == (2, 1, 0) and len(_rows(db)) == 3
 
 
-def test_cli_screen(cluster, pair_files, tmp_path, capsys):
+def test_cli_screen(cluster, one_pair, tmp_path, capsys):
+    pair_files = one_pair
     db = tmp_path / "cli.db"
     argv = ["screen", str(pair_files), "--db", str(db), "--scheduler", cluster.scheduler_address, "--no-progress"]
     argv += ["--irreps", "1o+1e", "--steps", "10", "--json"]
     assert main(argv) == 1
     summary = json.loads(capsys.readouterr().out)
-    assert summary["done"] == 3 and summary["failed"] == 1 and summary["exit_status"] == 1
+    assert summary["done"] == 1 and summary["failed"] == 1 and summary["exit_status"] == 1
     assert set(summary["failures"]) == {"missing parent"}
     assert _rows(db)["polar 001"].data["search"]["max_steps"] == 10
     # rerun: nothing to do, same exit status
     assert main(argv) == 1
-    assert json.loads(capsys.readouterr().out)["skipped"] == 3
+    assert json.loads(capsys.readouterr().out)["skipped"] == 1
     # usage errors: exit 2
     assert main(["screen", str(pair_files), "--db", str(db), "--workers", "2", "--scheduler", "tcp://x:1"]) == 2
     assert main(["screen", str(pair_files)]) == 2
@@ -218,15 +222,19 @@ def test_cli_screen(cluster, pair_files, tmp_path, capsys):
     assert err.startswith("matsym: error: cannot read pairs: no such file") and "\n" not in err
 
 
-def test_all_done_exit_zero(cluster, tmp_path):
+def test_failed_pair_retried_when_its_file_appears(cluster, tmp_path):
     built = perovskite_pairs()
-    csv = write_pairs(tmp_path, {"polar 001": built["polar 001"]})
-    summary = screen(csv, tmp_path / "ok.db", settings=FAST, scheduler=cluster.scheduler_address, progress=False)
-    assert summary.exit_status == 0 and summary.done == 1
-    # the same pair given as a Pair object: done with the same hash, skipped without starting a cluster
-    pair = read_pairs(csv)[0]
-    again = screen([Pair(pair.name, pair.parent, pair.target)], tmp_path / "ok.db", settings=FAST, progress=False)
-    assert (again.skipped, again.exit_status) == (1, 0)
+    csv = write_pairs(tmp_path, {"polar 001": ("parent.cif", built["polar 001"][1])})
+    db = tmp_path / "r.db"
+    first = screen(csv, db, settings=FAST, scheduler="tcp://127.0.0.1:1", progress=False)  # fails before any task
+    assert (first.failed, first.exit_status) == (1, 1)
+    old_id = _rows(db)["polar 001"].id
+    built["polar 001"][0].to(filename=str(tmp_path / "parent.cif"))
+    pair = read_pairs(csv)[0]  # the same pair as a Pair object (the Python API takes either)
+    second = screen([pair], db, settings=FAST, scheduler=cluster.scheduler_address, progress=False)
+    assert (second.done, second.failed, second.exit_status) == (1, 0, 0)
+    rows = _rows(db)
+    assert len(rows) == 1 and rows["polar 001"].status == "done" and rows["polar 001"].id != old_id
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -289,13 +297,15 @@ def postgres():
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def test_screen_postgresql(cluster, pair_files, postgres):
+def test_screen_postgresql(cluster, one_pair, postgres):
+    pair_files = one_pair
     summary = screen(pair_files, postgres, settings=FAST, scheduler=cluster.scheduler_address, progress=False)
-    assert (summary.done, summary.failed) == (3, 1)
+    assert (summary.done, summary.failed) == (1, 1)
     rows = _rows(postgres)
-    assert set(rows) == {*SMALL, "missing parent"}
+    assert set(rows) == {"polar 001", "missing parent"}
     row = rows["polar 001"]
     assert row.status == "done" and row.space_group == space_group(row.toatoms(), 1e-3)[0]
     assert OrderParameterResult.from_dict(row.data["result"]).predicted_structure.num_sites == 5
     again = screen(pair_files, postgres, settings=FAST, scheduler="tcp://127.0.0.1:1", progress=False)
-    assert again.skipped == 3 and len(_rows(postgres)) == 4
+    assert again.skipped == 1 and len(_rows(postgres)) == 2
+    assert "gone.cif" in rows["missing parent"].error
