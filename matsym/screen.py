@@ -81,6 +81,13 @@ class ScreenError(MatsymError, RuntimeError):
 # ------------------------------------------------------------------------------------------------------------
 
 
+def _shown(db: Any) -> str:
+    """The database's name as printed: a URL's password replaced by ``***``."""
+    import re
+
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", str(getattr(db, "filename", db)))
+
+
 def _connect(db: str | os.PathLike) -> Any:
     import ase.db
 
@@ -88,17 +95,21 @@ def _connect(db: str | os.PathLike) -> Any:
     if "://" not in name:
         folder = Path(name).parent
         if not folder.is_dir():
-            raise FileFormatError(f"cannot open database {name}: no such folder {folder}")
+            raise FileFormatError(f"cannot open database {_shown(name)}: no such folder {folder}")
     try:
         return ase.db.connect(name)
     except (ValueError, OSError) as exc:
-        raise FileFormatError(f"cannot open database {name}: {_one_line(exc)}") from None
+        raise FileFormatError(f"cannot open database {_shown(name)}: {_one_line(exc)}") from None
 
 
 def _existing_rows(db: Any) -> dict[str, dict[str, Any]]:
     """``{name: {"ids": [...], "status", "input_hash", "error"}}`` of the rows already in the database."""
     rows: dict[str, dict[str, Any]] = {}
-    for row in db.select(include_data=False):
+    try:
+        found = list(db.select(include_data=False))
+    except Exception as exc:  # each backend has its own errors (sqlite3, psycopg2, ...): one line for all
+        raise FileFormatError(f"cannot read database {_shown(db)}: {_one_line(exc)}") from None
+    for row in found:
         kv = row.key_value_pairs
         name = kv.get("name")
         if name is None:
@@ -360,7 +371,7 @@ def screen(
     finally:
         bar.close()
     return ScreenSummary(
-        db=str(db),
+        db=_shown(db),
         total=len(tasks),
         done=sum(s == "done" for s in status.values()),
         failed=sum(s == "failed" for s in status.values()),

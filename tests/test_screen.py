@@ -309,3 +309,18 @@ def test_screen_postgresql(cluster, one_pair, postgres):
     again = screen(pair_files, postgres, settings=FAST, scheduler="tcp://127.0.0.1:1", progress=False)
     assert again.skipped == 1 and len(_rows(postgres)) == 2
     assert "gone.cif" in rows["missing parent"].error
+
+
+def test_unreadable_database_is_a_user_error(one_pair, tmp_path, capsys):
+    garbage = tmp_path / "garbage.db"
+    garbage.write_text("not a database\n")
+    with pytest.raises(FileFormatError, match=r"cannot read database .*garbage\.db: DatabaseError"):
+        screen(one_pair, garbage, progress=False)
+    with pytest.raises(FileFormatError, match="no such folder"):
+        screen(one_pair, tmp_path / "no" / "x.db", progress=False)
+    # a PostgreSQL server that does not answer: one line, and the URL's password is not printed
+    pytest.importorskip("ase_db_backends.postgresql")
+    url = f"postgresql://me:secret@127.0.0.1:{_free_port()}/screen"
+    assert main(["screen", str(one_pair), "--db", url, "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("matsym: error: cannot read database postgresql://me:***@127.0.0.1:") and "secret" not in err
