@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -261,14 +263,23 @@ class _Progress:
 
 
 def _local_cluster(workers: int | None, threads_per_worker: int) -> Any:
+    """Worker processes that ignore SIGINT: Ctrl-C in a terminal reaches the whole process group, and only the
+    client should act on it (store what finished, cancel the rest, close the cluster) rather than every worker
+    dying with a traceback. Python leaves SIGINT ignored in a child whose parent ignored it at spawn time."""
     n = workers or os.cpu_count() or 1
-    return distributed.LocalCluster(
-        n_workers=n,
-        threads_per_worker=threads_per_worker,
-        processes=True,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    )
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        return distributed.LocalCluster(
+            n_workers=n,
+            threads_per_worker=threads_per_worker,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.ERROR,
+        )
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _running(client: Any, keys: set[str]) -> int:

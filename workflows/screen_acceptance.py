@@ -7,12 +7,15 @@ not exist, then runs the real command line, as a user would::
 
 and checks: exit status 1; 25 rows; the broken pair ``failed`` with its one-line error naming the missing file; the
 24 others ``done`` with the predicted space group (spglib, symprec 1e-3) equal to the target's, which spglib also
-computes here from the target file. With ``--kill-worker`` one Dask worker process is killed (SIGKILL) while it
+computes here from the target file. With ``--interrupt``, a first run gets Ctrl-C (SIGINT to its process group,
+as a terminal sends it) once 3 pairs are stored: it must exit 130 without a traceback, with those pairs stored,
+and the main run then carries on from them. With ``--kill-worker`` one Dask worker process is killed (SIGKILL) while it
 runs a pair, and no pair may be lost. Then the same command runs again: it must finish within ``--rerun-limit``
 seconds (default 20) and leave every row as it was (ids and modification times).
 
-Run: ``python workflows/screen_acceptance.py OUT [--kill-worker] [--quick]`` (about 2 minutes with default settings
-on 2 idle cores; ``--quick`` uses short searches, whose space groups are then reported, not required).
+Run: ``python workflows/screen_acceptance.py OUT [--interrupt] [--kill-worker] [--quick]`` (about 2 minutes with
+default settings on 2 idle cores; ``--quick`` uses short searches, whose space groups are then reported, not
+required).
 Exits 0 when every check holds, 1 otherwise.
 """
 
@@ -68,6 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("out", type=Path, help="new folder for the pairs and the database")
     parser.add_argument("--kill-worker", action="store_true", help="SIGKILL one worker process during the screen")
     parser.add_argument("--quick", action="store_true", help="short searches (space groups reported, not required)")
+    parser.add_argument(
+        "--interrupt", action="store_true", help="first send Ctrl-C (SIGINT to the process group) after 3 rows"
+    )
     parser.add_argument("--rerun-limit", type=float, default=20.0, help="seconds the rerun may take (default 20)")
     args = parser.parse_args(argv)
     if args.out.exists():
@@ -86,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
 
     checks: list[tuple[str, bool, str]] = []
+    if args.interrupt:
+        checks += _interrupted_run(command, env, db)
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     killed = None
@@ -141,6 +149,25 @@ def main(argv: list[str] | None = None) -> int:
     for text, ok, measured in checks:
         print(f"[{'yes' if ok else 'NO'}] {text}: {measured}")
     return 0 if all(ok for _, ok, _ in checks) else 1
+
+
+def _interrupted_run(command: list[str], env: dict, db: Path) -> list[tuple[str, bool, str]]:
+    """Ctrl-C as a terminal sends it (SIGINT to the whole process group) once 3 pairs are stored."""
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)  # fmt: skip
+    while proc.poll() is None:
+        time.sleep(0.2)
+        if db.exists() and len(_rows(db)) >= 3:
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    _, stderr = proc.communicate(timeout=300)
+    stored = _rows(db)
+    print(f"interrupted run: exit {proc.returncode}, {len(stored)} rows stored; stderr: {stderr.strip()[-300:]}")
+    return [
+        ("Ctrl-C: exit 130", proc.returncode == 130, str(proc.returncode)),
+        ("Ctrl-C: no traceback on stderr", "Traceback" not in stderr, f"{len(stderr.splitlines())} lines"),
+        ("Ctrl-C: finished pairs stored", 3 <= len(stored) < 25, f"{len(stored)} rows"),
+    ]
 
 
 def _target_file(csv: Path, name: str) -> str:
