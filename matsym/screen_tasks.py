@@ -162,7 +162,8 @@ def pair_task(pair: Pair, settings: Mapping[str, Any] | None = None) -> dict[str
         ``{"name", "parent", "target", "search", "input_hash"}``; ``parent``/``target`` hold ``format`` and
         ``content`` (bytes), or ``error`` when the file cannot be read.
     """
-    search = {**dict(settings or {}), **pair.settings}
+    merged = {**dict(settings or {}), **pair.settings}
+    search = {k: v for k, v in merged.items() if v is not None}  # None = the default: the same hash either way
     task = {"name": pair.name, "parent": _file_entry(pair.parent), "target": _file_entry(pair.target)}
     task["search"] = _plain(search, "search settings")
     task["input_hash"] = _input_hash(task)

@@ -88,6 +88,8 @@ def test_read_pairs_resolves_paths_and_row_settings(tmp_path):
     ta, ta2 = pair_task(a, {"sites": "Sr", "seed": 1}), pair_task(a, {"sites": "Sr", "seed": 2})
     assert ta["search"]["sites"] == "Ti" and ta["search"]["seed"] == 1
     assert ta["input_hash"] != ta2["input_hash"]
+    # an option left at its default (None, as the command line passes it) is the same search as no option
+    assert pair_task(b, {"sites": None, "mask": None})["input_hash"] == pair_task(b, {})["input_hash"]
     assert "no such file" in ta["parent"]["error"]
 
 
