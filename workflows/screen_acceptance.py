@@ -151,16 +151,22 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(ok for _, ok, _ in checks) else 1
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupted_run(command: list[str], env: dict, db: Path) -> list[tuple[str, bool, str]]:
     """Ctrl-C as a terminal sends it (SIGINT to the whole process group) once 3 pairs are stored."""
+    # a new process group, as a terminal's foreground job, with SIGINT at its default even when this script runs
+    # in the background of a non-interactive shell (which starts it with SIGINT ignored, and children inherit that)
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)  # fmt: skip
+                            start_new_session=True, preexec_fn=_default_sigint)  # fmt: skip
     while proc.poll() is None:
         time.sleep(0.2)
         if db.exists() and len(_rows(db)) >= 3:
             os.killpg(proc.pid, signal.SIGINT)
             break
-    _, stderr = proc.communicate(timeout=300)
+    _, stderr = proc.communicate(timeout=1800)
     stored = _rows(db)
     print(f"interrupted run: exit {proc.returncode}, {len(stored)} rows stored; stderr: {stderr.strip()[-300:]}")
     return [
