@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     checks: list[tuple[str, bool, str]] = []
     if args.interrupt:
         checks += _interrupted_run(command, env, db)
+    stored_before = len(_rows(db)) if db.exists() else 0
     start = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     killed = None
@@ -101,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         while proc.poll() is None and killed is None:
             time.sleep(0.2)
             # wait until the screen is under way (a row is stored), then kill a busy worker
-            if db.exists() and time.perf_counter() - start > 5 and len(_rows(db)) >= 2:
+            if db.exists() and len(_rows(db)) >= stored_before + 2:
                 killed = _dask_worker(proc.pid)
                 if killed is not None:
                     os.kill(killed, signal.SIGKILL)
