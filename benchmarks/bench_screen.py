@@ -46,7 +46,7 @@ def run_once(csv: Path, db: Path, workers: int, settings: dict) -> dict:
     t0 = time.perf_counter()
     with (
         distributed.LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
         ) as cluster,
         distributed.Client(cluster) as client,
     ):

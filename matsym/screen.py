@@ -274,7 +274,7 @@ def _local_cluster(workers: int | None, threads_per_worker: int) -> Any:
             n_workers=n,
             threads_per_worker=threads_per_worker,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # the scheduler's HTTP server on a free port: 8787 may be another cluster's
             silence_logs=logging.ERROR,
         )
     finally:

@@ -41,7 +41,7 @@ SMALL = ("polar 001", "JT Q2+")
 def cluster():
     """Two worker processes, one thread each, as ``matsym screen --workers 2`` starts (shared by the tests)."""
     with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, silence_logs=40
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
     ) as c:
         yield c
 
