@@ -3,7 +3,7 @@ PYTHON ?= python3
 TORCH ?= torch==2.13.0
 VENV ?= .venv
 BIN := $(VENV)/bin
-EXTRAS ?= test,workflows,labels
+EXTRAS ?= test,workflows,labels,screen
 
 .PHONY: venv demo test bench lint clean
 

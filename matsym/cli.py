@@ -112,6 +112,21 @@ def parse_tie(text: str | None) -> Any:
     return groups
 
 
+def search_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of :class:`~matsym.search.OrderParameterSearch` from :func:`add_search_options` options.
+
+    Plain JSON data (``--tie`` parsed by :func:`parse_tie`); options not given are left out, except ``sites``,
+    ``tie``, ``mask`` and ``seed``.
+    """
+    kwargs: dict[str, Any] = {"sites": args.sites, "tie": parse_tie(args.tie), "mask": args.mask, "seed": args.seed}
+    for name in ("irreps", "sparsity", "l_penalty", "device", "threads", "ltol", "angle_tol", "graph_backend"):
+        if getattr(args, name, None) is not None:
+            kwargs[name] = getattr(args, name)
+    if args.steps is not None:
+        kwargs["max_steps"] = args.steps
+    return kwargs
+
+
 def _check_free(paths: Sequence[Path], force: bool) -> None:
     """Refuse early (before any work) to overwrite existing outputs."""
     for p in paths:
@@ -232,7 +247,7 @@ def cmd_find(args: argparse.Namespace) -> int:
     result_path, model_path = out / _RESULT_NAME, out / _MODEL_NAME
     # a finite cloud cannot be written as CIF: refuse both names up front, decide after loading
     _check_free([result_path, model_path, out / "predicted.cif"], args.force)
-    tie = parse_tie(args.tie)
+    kwargs = search_settings(args)
 
     parent, target = _load(args.parent), _load(args.target)
     periodic = _is_periodic(parent)
@@ -245,19 +260,6 @@ def cmd_find(args: argparse.Namespace) -> int:
 
     from matsym.search import OrderParameterSearch
 
-    kwargs: dict[str, Any] = {"sites": args.sites, "tie": tie, "mask": args.mask, "seed": args.seed}
-    for name in ("irreps", "sparsity", "l_penalty"):
-        if getattr(args, name) is not None:
-            kwargs[name] = getattr(args, name)
-    if args.steps is not None:
-        kwargs["max_steps"] = args.steps
-    if args.device is not None:
-        kwargs["device"] = args.device
-    if args.threads is not None:
-        kwargs["threads"] = args.threads
-    kwargs.update(_tolerances(args))
-    if getattr(args, "graph_backend", None) is not None:
-        kwargs["graph_backend"] = args.graph_backend
     search = OrderParameterSearch(parent, target, **kwargs)
     result = search.run(progress=_progress_enabled(args))
 
@@ -407,6 +409,43 @@ def cmd_verify(args: argparse.Namespace) -> int:
 # ------------------------------------------------------------------------------------------------------------
 
 
+def add_search_options(parser: argparse.ArgumentParser) -> None:
+    """Add the search settings of ``matsym find`` (``--sites``, ``--irreps``, ... ``--threads``) to ``parser``.
+
+    :func:`search_settings` turns the parsed options into search arguments.
+    """
+    parser.add_argument(
+        "--sites",
+        help="sites carrying an order parameter: species (Ti), species list (Ti,Zr) or indices (0,4,8); default all",
+    )
+    parser.add_argument("--irreps", help="candidate irreps, e3nn syntax (e.g. 1e or 1e+1o+2e); default L=0..4")
+    parser.add_argument("--tie", metavar="SPEC", help="none | all | translation:fa,fb,fc | groups like 0,1;2,3")
+    parser.add_argument(
+        "--mask",
+        action="extend",
+        nargs="+",
+        metavar="MASK",
+        help="components forced to zero (e.g. 1e, '2e m=2', 1e@0,0,1); several allowed",
+    )
+    parser.add_argument("--sparsity", type=_finite_float, help="L1 weight on every component")
+    parser.add_argument("--l-penalty", dest="l_penalty", type=_finite_float, help="extra L1 weight per unit of L")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the network's initial weights (default 0)")
+    parser.add_argument("--steps", type=_positive_int, metavar="N", help="step budget of the joint search")
+    parser.add_argument("--device", metavar="DEV", help="torch device of the network: cpu (default), cuda, cuda:1, ...")
+    parser.add_argument(
+        "--threads",
+        type=_positive_int,
+        metavar="N",
+        help="torch threads of the search (default 1; large cells run faster with more, small ones do not)",
+    )
+    _add_tolerances(parser)
+    parser.add_argument(
+        "--graph-backend",
+        choices=("auto", "vesin", "pymatgen", "torch-cluster"),
+        help="neighbour library of the graph (default auto; torch-cluster needs the extra matsym[cluster])",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``matsym`` command."""
     from matsym import __version__
@@ -430,36 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     find.add_argument("parent", metavar="PARENT", help="high-symmetry structure file")
     find.add_argument("target", metavar="TARGET", help="distorted structure file")
     find.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (created if missing)")
-    find.add_argument(
-        "--sites",
-        help="sites carrying an order parameter: species (Ti), species list (Ti,Zr) or indices (0,4,8); default all",
-    )
-    find.add_argument("--irreps", help="candidate irreps, e3nn syntax (e.g. 1e or 1e+1o+2e); default L=0..4")
-    find.add_argument("--tie", metavar="SPEC", help="none | all | translation:fa,fb,fc | groups like 0,1;2,3")
-    find.add_argument(
-        "--mask",
-        action="extend",
-        nargs="+",
-        metavar="MASK",
-        help="components forced to zero (e.g. 1e, '2e m=2', 1e@0,0,1); several allowed",
-    )
-    find.add_argument("--sparsity", type=_finite_float, help="L1 weight on every component")
-    find.add_argument("--l-penalty", dest="l_penalty", type=_finite_float, help="extra L1 weight per unit of L")
-    find.add_argument("--seed", type=int, default=0, help="seed of the network's initial weights (default 0)")
-    find.add_argument("--steps", type=_positive_int, metavar="N", help="step budget of the joint search")
-    find.add_argument("--device", metavar="DEV", help="torch device of the network: cpu (default), cuda, cuda:1, ...")
-    find.add_argument(
-        "--threads",
-        type=_positive_int,
-        metavar="N",
-        help="torch threads of the search (default 1; large cells run faster with more, small ones do not)",
-    )
-    _add_tolerances(find)
-    find.add_argument(
-        "--graph-backend",
-        choices=("auto", "vesin", "pymatgen", "torch-cluster"),
-        help="neighbour library of the graph (default auto; torch-cluster needs the extra matsym[cluster])",
-    )
+    add_search_options(find)
     find.add_argument("--force", action="store_true", help="overwrite existing output files")
     find.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     find.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -522,6 +532,10 @@ def build_parser() -> argparse.ArgumentParser:
     from matsym import cli_modes
 
     cli_modes.add_parser(sub)
+
+    from matsym import cli_screen
+
+    cli_screen.add_parser(sub)
     return parser
 
 
