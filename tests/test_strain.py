@@ -1,12 +1,17 @@
 """Strain as part of the target and of the order parameter (matsym.strain).
 
-Strain-only targets are built from their definitions: fcc Cu (a = 3.61 Å) taken to face-centred tetragonal at
-c/a = 1.076 with the atoms at their ideal positions (I4/mmm), simple cubic to a rhombohedral shear with alpha = 88°
-(R-3m), fcc to face-centred orthorhombic with a, b, c = 3.55, 3.62, 3.70 Å rotated by 30° about z (Fmmm), and cubic
-SrTiO3 (a = 3.905 Å) to a tetragonal cell with ideal positions (P4/mmm).
+Strain-only targets are built from their definitions (``examples/strain_cases.py``): fcc Cu (a = 3.61 Å) taken to
+face-centred tetragonal at c/a = 1.076 with the atoms at their ideal positions (I4/mmm), simple cubic to a
+rhombohedral shear with alpha = 88° (R-3m), fcc to face-centred orthorhombic with a, b, c = 3.55, 3.62, 3.70 Å
+rotated by 30° about z (Fmmm), and cubic SrTiO3 (a = 3.905 Å) to a tetragonal cell with ideal positions (P4/mmm).
 """
 
 from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,40 +25,24 @@ from matsym.result import OrderParameterResult
 from matsym.strain import StrainHead, strain_from_irreps, strain_to_irreps
 from matsym.symmetry import verify_space_group
 
-FCC = [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
-A_CU = 3.61
-PEROVSKITE = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
-IRREPS = "0e+1o+1e+2e"
 
-
-def _rot_z(deg: float) -> np.ndarray:
-    t = np.radians(deg)
-    return np.array([[np.cos(t), -np.sin(t), 0.0], [np.sin(t), np.cos(t), 0.0], [0.0, 0.0, 1.0]])
-
-
-def _rigidly_moved(s: Structure, r: np.ndarray, shift=(0.0, 0.0, 0.0)) -> Structure:
-    return Structure(Lattice(s.lattice.matrix @ r.T), s.species, (s.frac_coords + np.asarray(shift)) % 1.0)
-
-
-def _fcc_primitive() -> Structure:
-    return Structure(Lattice.cubic(A_CU), ["Cu"] * 4, FCC).get_primitive_structure()
+def _example():
+    """examples/strain_cases.py, whose builders (with their sources) these tests share."""
+    name = "matsym_example_strain_cases"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "examples" / "strain_cases.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 def _cases() -> dict:
-    c = 1.076  # c/a of the tetragonal target, volume kept
-    fct = Structure(Lattice.tetragonal(A_CU / c ** (1 / 3), A_CU * c ** (2 / 3)), ["Cu"] * 4, FCC)
-    srtio3 = Structure(Lattice.cubic(3.905), ["Sr", "Ti", "O", "O", "O"], PEROVSKITE)
-    orthorhombic = Structure(Lattice.orthorhombic(3.55, 3.62, 3.70), ["Cu"] * 4, FCC)
-    return {
-        "fct": (_fcc_primitive(), fct, 139),
-        "perovskite-tetragonal": (srtio3, Structure(Lattice.tetragonal(3.88, 3.98), srtio3.species, PEROVSKITE), 123),
-        "rhombohedral-shear": (
-            Structure(Lattice.cubic(2.5), ["Po"], [[0, 0, 0]]),
-            Structure(Lattice.from_parameters(2.5, 2.5, 2.5, 88, 88, 88), ["Po"], [[0, 0, 0]]),
-            166,
-        ),
-        "orthorhombic-rotated": (_fcc_primitive(), _rigidly_moved(orthorhombic, _rot_z(30.0)), 69),
-    }  # fmt: skip
+    return _example().strain_only_cases()
+
+
+IRREPS = "0e+1o+1e+2e"
+PEROVSKITE = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
 
 
 @pytest.fixture(scope="module")
@@ -158,9 +147,27 @@ def test_fct_order_parameter_is_3z2_minus_r2_along_the_tetragonal_axis(found):
 
 
 def test_rotated_and_translated_parent_is_still_nothing_to_find():
-    cubic = Structure(Lattice.cubic(A_CU), ["Cu"] * 4, FCC)
-    tilt = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(0.7), -np.sin(0.7)], [0.0, np.sin(0.7), np.cos(0.7)]])
-    target = _rigidly_moved(cubic, _rot_z(23.0) @ tilt, shift=(0.1, 0.2, 0.3))
-    result = OrderParameterSearch(_fcc_primitive(), target, irreps=IRREPS).run()
+    parent, target, _ = _example().rigid_case()
+    result = OrderParameterSearch(parent, target, irreps=IRREPS).run()
     assert result.nothing_to_find
     assert result.predicted_strain is None
+
+
+def test_fluorite_to_tetragonal_zirconia_keeps_its_group_at_every_symprec():
+    """t-ZrO2 (P4_2/nmc, Teufer 1962) from fluorite: the source and the builder are in examples/strain_cases.py."""
+    fluorite, target, number = _example().zro2_tetragonal()
+    symprecs = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
+    assert {g for g, _ in verify_space_group(target, symprecs=symprecs).values()} == {number}
+    result = OrderParameterSearch(fluorite, target).run()
+    groups = verify_space_group(result.predicted_structure, symprecs=symprecs)
+    assert {g for g, _ in groups.values()} == {number}, groups
+    assert result.metrics["strain_share"] > 0.01 and result.metrics["strain_error_ratio"] < 0.05
+
+
+def test_example_script_runs_quickly_and_writes_its_table(tmp_path, capsys):
+    out = tmp_path / "strain"
+    assert _example().main(["--quick", "--cases", "rigid,MnF2-mcif", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "note: target: magnetic moments read on 2 of 6 sites" in text
+    rows = json.loads((out / "results.json").read_text())
+    assert [r["case"] for r in rows] == ["rigid", "MnF2-mcif"] and rows[0]["nothing_to_find"]
