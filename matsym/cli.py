@@ -321,9 +321,10 @@ def cmd_distort(args: argparse.Namespace) -> int:
     if args.json:
         _print_json({"output": str(output), **params})
         return 0
+    strain = params.get("strain", "none")
     print(
         f"Wrote {output}: {params['num_sites']} sites, amplitude {params['amplitude']:g}"
-        f"{' with strain' if params['include_strain'] else ''}, largest displacement "
+        f"{'' if strain == 'none' else f' with {strain} strain'}, largest displacement "
         f"{params['max_displacement']:.4f} Å (parent matched as {params['matched_as']})"
     )
     if sym:

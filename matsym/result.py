@@ -112,6 +112,10 @@ class OrderParameterResult:
         order_parameter_modes: the learned order parameter as symmetry modes of the parent
             (:meth:`matsym.modes.ModeDecomposition.as_dict`; amplitudes are shares of its squared norm), or None.
         distortion_modes: the decoded displacements as symmetry modes of the parent (Å), or None.
+        predicted_strain: strain the network predicts (symmetric, parent's Cartesian frame; ``predicted_structure``
+            carries it), or ``None`` when the target has no strain (:mod:`matsym.strain`).  # [3, 3]
+        target_strain: the target's registered strain that was fitted, or ``None``.  # [3, 3]
+        notes: what was done with the inputs beyond the fit (e.g. magnetic moments read and kept, not fitted).
         schema_version: JSON schema version.
     """
 
@@ -136,6 +140,9 @@ class OrderParameterResult:
     nothing_to_find: bool = False
     order_parameter_modes: dict | None = None
     distortion_modes: dict | None = None
+    predicted_strain: np.ndarray | None = None
+    target_strain: np.ndarray | None = None
+    notes: tuple[str, ...] = ()
     schema_version: int = SCHEMA_VERSION
 
     # ----------------------------------------------------------------- derived views
@@ -159,9 +166,10 @@ class OrderParameterResult:
 
     def summary(self, *, threshold: float = 0.01) -> str:
         """Human-readable report: verdict, fit quality, and the dominant components per site."""
-        lines = []
+        lines = [f"Note: {note}" for note in self.notes]
         if self.nothing_to_find:
-            return "Target equals the parent within tolerance: there is nothing to find (no symmetry breaking)."
+            lines.append("Target equals the parent within tolerance: there is nothing to find (no symmetry breaking).")
+            return "\n".join(lines)
         if self.curie is not None:
             lines.append(f"Without order parameter: {self.curie.verdict}")
         m = self.metrics
@@ -169,6 +177,14 @@ class OrderParameterResult:
             f"With order parameter: loss ratio {m.get('loss_ratio', float('nan')):.2e}, decoded-displacement "
             f"error {100 * m.get('displacement_error_ratio', float('nan')):.2f}% of the RMS target displacement"
         )
+        if self.predicted_strain is not None:
+            eps = np.asarray(self.predicted_strain)
+            lines.append(
+                "Strain (parent frame, xx yy zz yz xz xy): predicted "
+                + " ".join(f"{v:+.4f}" for v in eps[[0, 1, 2, 1, 0, 0], [0, 1, 2, 2, 2, 1]])
+                + f"; {100 * m.get('strain_share', float('nan')):.1f}% of the fitted distortion, error "
+                f"{100 * m.get('strain_error_ratio', float('nan')):.2f}% of the target strain"
+            )
         for k, site in enumerate(self.sites):
             op = self.order_parameter[site]
             norm2 = float((op**2).sum())
@@ -239,8 +255,12 @@ class OrderParameterResult:
                     v = np.asarray(v, dtype=np.float64)
                 elif f.name in ("components", "irrep_names", "loss_history"):
                     v = tuple(v)
+                elif f.name == "notes":
+                    v = tuple(str(n) for n in (v or ()))
                 elif f.name == "registration" and v is None:
                     v = {}
+                elif f.name in ("predicted_strain", "target_strain") and v is not None:
+                    v = np.asarray(v, dtype=np.float64).reshape(3, 3)
                 kwargs[f.name] = v
             return cls(**kwargs)
         except (KeyError, TypeError, ValueError) as exc:

@@ -55,6 +55,14 @@ class SearchConfig:
             allows an output more symmetric than the input), so a long search drifts towards over-broken solutions.
             The polish that follows refits the network with the order parameter frozen.
         polish_steps: step budget of the final network fit with frozen order parameters.
+        precision_steps: step budget of the last phase, run in float64 whatever ``dtype`` is: network and order
+            parameter together, unpenalised, with small steps (``precision_lr`` x the usual ones), keeping exact
+            zeros. float32 gradients leave the order parameter slightly less symmetric than the target (β -> α
+            quartz: predicted sites 2.8e-4 Å from the target's group, C2 instead of P3_121 at symprec 1e-5 and
+            1e-4); 10 such steps took it to 1.5e-7 Å and P3_121 at every symprec from 1e-5 to 1e-1 (20 steps: the
+            same). Kept short because each float64 step costs about two float32 steps: 100 of them made ``matsym
+            find`` on the Pnma example 1.2x slower. It stops at ``converged_loss`` like any phase.
+        precision_lr: step-size factor of the float64 phase.
         patience: steps without relative improvement ``rel_tol`` that count as a plateau.
         rel_tol: relative improvement that resets the plateau counter.
         decay: factor applied to both step sizes at each plateau.
@@ -81,6 +89,9 @@ class SearchConfig:
         angle_tol: registration: largest change of an angle between two directions by that strain, degrees.
         graph_backend: neighbour library of the graph (:func:`matsym.graph.build_graph`): ``"auto"``, ``"vesin"``,
             ``"pymatgen"`` or ``"torch-cluster"`` (the ``cluster`` extra); all give the same graph.
+        strain_weight: relative weight ``w`` of the target's strain against its displacements: a strain ``eps``
+            counts like a displacement of ``|eps| * ell`` on every site, ``ell = (V/N)^(1/3)`` (see
+            :mod:`matsym.strain`).
     """
 
     signal_lmax: int = 3
@@ -95,6 +106,8 @@ class SearchConfig:
     max_steps: int = 300
     search_steps: int = 100
     polish_steps: int = 30
+    precision_steps: int = 10
+    precision_lr: float = 0.03
     patience: int = 15
     rel_tol: float = 1e-3
     decay: float = 0.3
@@ -114,6 +127,7 @@ class SearchConfig:
     ltol: float = 0.2
     angle_tol: float = 20.0
     graph_backend: str = "auto"
+    strain_weight: float = 1.0
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -139,6 +153,8 @@ class Problem:
     species: list[str]
     frac_coords: np.ndarray | None
     registration: dict = field(default_factory=dict)
+    strain: np.ndarray = field(default_factory=lambda: np.zeros((3, 3)))  # [3, 3] symmetric, parent's frame
+    notes: list = field(default_factory=list)  # what was done with the inputs' site properties
 
 
 def _default_cutoff(structure, backend: str = "auto") -> float:
@@ -175,9 +191,11 @@ def prepare_problem(
 
     from matsym.graph import build_graph
     from matsym.io import load_structure
+    from matsym.site_properties import plain_site_properties
 
-    p = load_structure(parent)
-    t = load_structure(target)
+    p, notes = plain_site_properties(load_structure(parent), "parent")
+    t, target_notes = plain_site_properties(load_structure(target), "target")
+    notes += target_notes
     if isinstance(p, Molecule) != isinstance(t, Molecule):
         raise SearchError("parent and target must both be periodic crystals or both finite point clouds")
     if isinstance(p, Molecule):
@@ -191,6 +209,7 @@ def prepare_problem(
         registration = {}
         frac = None
         parent_cell = p
+        strain = np.zeros((3, 3))
     else:
         from matsym.registration import register
 
@@ -199,6 +218,7 @@ def prepare_problem(
         disp = np.asarray(reg.displacements, dtype=np.float64)
         registration = reg.as_dict() if hasattr(reg, "as_dict") else {}
         frac = np.asarray(parent_cell.frac_coords)
+        strain = np.asarray(reg.strain, dtype=np.float64)
     target_cell = parent_cell.copy()
     if isinstance(target_cell, Molecule):
         target_cell = Molecule([s.species_string for s in parent_cell], np.asarray(parent_cell.cart_coords) + disp)
@@ -215,6 +235,8 @@ def prepare_problem(
         species=[s.species_string for s in parent_cell],
         frac_coords=frac,
         registration=registration,
+        strain=0.5 * (strain + strain.T),
+        notes=notes,
     )
 
 
@@ -375,13 +397,50 @@ class OrderParameterSearch:
         self.signal_scale = math.sqrt(ms) if ms > 0 else 1.0
         self.target_signal = (signal / self.signal_scale).to(dtype=self.dtype, device=self.device)
         self.target_scale = 1.0
+        self.strain_term = None
+        if self._strain_counts():
+            self._add_strain_head(rms)
+
+    def _strain_counts(self) -> bool:
+        """Whether the registered strain exceeds ``nothing_tol`` as a displacement (``ell * max|eps|``, Å)."""
+        from matsym.strain import StrainTerm
+
+        if not hasattr(self.problem.parent, "lattice") or self.config.strain_weight <= 0:
+            return False
+        ell = StrainTerm.spacing_of(self.problem.parent)
+        return ell * float(np.abs(self.problem.strain).max()) > self.config.nothing_tol
+
+    def _add_strain_head(self, rms: float) -> None:
+        """Make the strain part of the target (:mod:`matsym.strain`): a head beside the network, one loss unit.
+
+        The head is registered as a submodule of the network so that Adam, the float64 switch, prune's snapshots and
+        saved weights include it; the network's own forward never calls it. Signals are rescaled so that signal and
+        strain losses share one length unit ``sqrt(D^2 + w ell^2 |eps|^2)``.
+        """
+        from matsym.signals import encode
+        from matsym.strain import StrainHead, StrainTerm
+
+        cfg = self.config
+        term = StrainTerm(self.problem.strain, StrainTerm.spacing_of(self.problem.parent), rms, cfg.strain_weight)
+        if rms == 0:  # no displacement: signals in the units of a unit displacement, target zero
+            unit = encode(torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64), cfg.signal_lmax)
+            self.signal_scale = math.sqrt(float(unit.pow(2).mean()))
+        self.target_signal = self.target_signal * (rms / term.scale)
+        self.length_scale = term.scale
+        torch.manual_seed(cfg.seed + 1)
+        head = StrainHead(self.network.irreps_in, self.geometry)
+        self.network.strain_head = head.to(dtype=self.dtype, device=self.device)
+        self.strain_term = term
 
     def _features(self) -> torch.Tensor:
         return torch.cat([self.fixed_features, self.order_parameter.features(self.dtype)], dim=1)
 
     def _loss(self, radial=None) -> torch.Tensor:
-        pred = self.network(self._features(), self.geometry, radial)
+        x = self._features()
+        pred = self.network(x, self.geometry, radial)
         loss = torch.nn.functional.mse_loss(pred, self.target_signal)  # one operation each way
+        if self.strain_term is not None:
+            loss = loss + self.strain_term.loss(self.network.strain_head(x))
         return loss if self.target_scale == 1.0 else loss / self.target_scale
 
     def _optimizer(self, lr: float) -> Adam:
@@ -504,7 +563,8 @@ class OrderParameterSearch:
             self.network.to(self.dtype)
 
     def _nothing_to_find(self) -> bool:
-        return float(np.abs(self.problem.displacements).max(initial=0.0)) <= self.config.nothing_tol
+        still = float(np.abs(self.problem.displacements).max(initial=0.0)) <= self.config.nothing_tol
+        return still and self.strain_term is None
 
     @torch.no_grad()
     def _current_loss(self) -> float:
@@ -560,19 +620,20 @@ class OrderParameterSearch:
                 True, 0.0, 0.0, (), "compatible: the target equals the parent; there is nothing to find."
             )
         _, decoded = self._predict()
-        err = _error_ratio(decoded.vectors, self.problem.displacements)
+        err = self._fit_error(decoded.vectors, self._predict_strain())
         loss = history[-1]["loss"] if history else float("nan")
         degenerate = tuple(int(i) for i in np.flatnonzero(decoded.degenerate))
         compatible = err <= self.config.compatible_error
         if compatible:
             verdict = (
                 f"compatible: the network reaches the target without an order parameter (decoded displacements "
-                f"within {100 * err:.2g}% RMS)."
+                f"{'and strain ' if self.strain_term is not None else ''}within {100 * err:.2g}% RMS)."
             )
         else:
             verdict = (
                 "incompatible: the input is more symmetric than the target, so by Curie's principle no equivariant "
-                f"model can reach it (decoded-displacement error {100 * err:.0f}% RMS"
+                f"model can reach it (decoded-displacement{' and strain' if self.strain_term is not None else ''} "
+                f"error {100 * err:.0f}% RMS"
                 + (
                     f"; {len(degenerate)} site(s) with degenerate signals, e.g. {list(degenerate[:6])}"
                     if degenerate
@@ -590,6 +651,22 @@ class OrderParameterSearch:
             pred = self.network(self._features(), self.geometry).detach().cpu().numpy()
         decoded = decode(pred * (self.length_scale * self.signal_scale), self.config.signal_lmax)
         return pred, decoded
+
+    @torch.no_grad()
+    def _predict_strain(self) -> np.ndarray | None:
+        """Predicted strain (parent's Cartesian frame, float64 evaluation), or None without a strain target."""
+        if self.strain_term is None:
+            return None
+        with self._in_float64():
+            z = self.network.strain_head(self._features())
+        return self.strain_term.to_strain(z)
+
+    def _fit_error(self, vectors: np.ndarray, strain: np.ndarray | None) -> float:
+        """RMS error of the decoded displacements (and of the strain, as a displacement) / RMS of the target."""
+        if self.strain_term is None:
+            return _error_ratio(vectors, self.problem.displacements)
+        disp_sq = float(((vectors - self.problem.displacements) ** 2).sum(axis=1).mean())
+        return math.sqrt(disp_sq + self.strain_term.error_sq(strain)) / self.strain_term.scale
 
     def predicted_signals(self) -> np.ndarray:
         """Predicted spherical signal of every site (e3nn basis, in Å, like :func:`matsym.signals.encode`).
@@ -633,7 +710,28 @@ class OrderParameterSearch:
                 self._prune(history, bar)
                 # a fresh Adam at full step size would first kick the converged network: start smaller
                 self._optimise(cfg.polish_steps, history, "polish", train_op=False, lr_scale=cfg.decay, bar=bar)
+                self._polish_float64(history, bar)
         return self._result(history, curie, start)
+
+    def _polish_float64(self, history: list, bar=None) -> None:
+        """Last steps in float64 (see ``SearchConfig.precision_steps``).
+
+        Unpenalised steps may lift exact zeros to rounding level (1e-10 of the largest component was seen); those are
+        set back to zero. Zeros are not simply restored: a component the soft threshold cut on one site but not on
+        its symmetry-equivalent is one the float64 steps must be free to grow.
+        """
+        cfg = self.config
+        if cfg.precision_steps <= 0:
+            return
+        op = self.order_parameter
+        with self._in_float64():
+            self._optimise(
+                cfg.precision_steps, history, "polish64", train_op=True, penalise=False, lr_scale=cfg.precision_lr,
+                bar=bar,
+            )  # fmt: skip
+        with torch.no_grad():
+            theta = op.theta
+            theta.masked_fill_(theta.abs() <= 1e-8 * float(theta.abs().max()), 0.0)
 
     def _result(self, history, curie, start, *, nothing: bool = False) -> OrderParameterResult:
         op = self.order_parameter
@@ -643,10 +741,20 @@ class OrderParameterSearch:
         pred, decoded = self._predict()
         vectors = np.zeros_like(self.problem.displacements) if nothing else decoded.vectors
         predicted = _displaced(self.problem.parent, vectors)
-        loss = float(((pred - self.target_signal.double().cpu().numpy()) ** 2).mean() / self.target_scale)
+        loss = float(((pred - self.target_signal.double().cpu().numpy()) ** 2).mean())
+        strain = self._predict_strain()
+        term = self.strain_term
+        if term is not None:
+            from matsym.strain import strained
+
+            loss += term.error_sq(strain) / term.scale**2
+            predicted = strained(predicted, strain)
+        disp_error = _error_ratio(vectors, self.problem.displacements)
+        if term is not None and not np.isfinite(disp_error):  # strain only: relative to the strain's size
+            disp_error = float(np.sqrt((vectors**2).sum(axis=1).mean())) / term.scale
         metrics = {
-            "loss_ratio": loss,
-            "displacement_error_ratio": _error_ratio(vectors, self.problem.displacements),
+            "loss_ratio": loss / self.target_scale,
+            "displacement_error_ratio": disp_error,
             "rms_target_displacement": float(np.sqrt((self.problem.displacements**2).sum(1).mean())),
             "steps": len(history),
             "seconds": time.perf_counter() - start,
@@ -655,6 +763,16 @@ class OrderParameterSearch:
             "num_edges": int(self.problem.graph.num_edges),
             "cutoff": float(self.problem.graph.cutoff),
         }
+        if term is not None:
+            metrics.update(
+                {
+                    "strain_share": term.share,
+                    "strain_error_ratio": term.error(strain),
+                    "fit_error_ratio": self._fit_error(vectors, strain),
+                    "strain_weight": term.weight,
+                    "strain_spacing": term.spacing,
+                }
+            )
         settings = {
             "spec": self.spec.as_dict(),
             "config": self.config.as_dict(),
@@ -684,6 +802,9 @@ class OrderParameterSearch:
             settings=settings,
             registration=dict(self.problem.registration),
             nothing_to_find=nothing,
+            predicted_strain=strain,
+            target_strain=None if term is None else term.strain.copy(),
+            notes=tuple(self.problem.notes),
         ))
 
     def save_weights(self, path) -> None:

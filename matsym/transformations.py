@@ -239,6 +239,9 @@ class OrderParameterTransformation(_Distortion):
             ``U(amplitude) = I + amplitude * (U - I)``, where ``U`` is the rotation-free stretch of the
             deformation gradient ``F = R U`` (the rigid rotation ``R`` only changes the frame and is not
             interpolated; at amplitude 1 the lattice parameters are the target's). Periodic results only.
+        learned_strain: When ``include_strain`` is False, deform the lattice by the strain the network predicted
+            (``result.predicted_strain``, present when the target was strained; :mod:`matsym.strain`), scaled
+            like the displacements: ``I + amplitude * eps``. At amplitude 1 this gives ``predicted_structure``.
         tol: Largest difference (Å) in lattice vectors and site positions for a structure to count as the
             parent the result was fitted on.
 
@@ -260,11 +263,13 @@ class OrderParameterTransformation(_Distortion):
         amplitude: float = 1.0,
         *,
         include_strain: bool = False,
+        learned_strain: bool = True,
         tol: float = _DEFAULT_TOL,
     ) -> None:
         self.result = _load_result(result)
         self.amplitude = _check_amplitude(amplitude)
         self.include_strain = bool(include_strain)
+        self.learned_strain = bool(learned_strain)
         self.tol = _check_tol(tol)
         self.output_parameters: dict[str, Any] = {}
 
@@ -307,12 +312,13 @@ class OrderParameterTransformation(_Distortion):
         base = mapped.base
         cart = np.asarray(base.cart_coords, dtype=np.float64) + amplitude * disp  # [n, 3]
         species = [site.species for site in base]
+        stretch = None
         if _is_periodic(base):
             from pymatgen.core import Lattice, Structure
 
             lattice = np.asarray(base.lattice.matrix, dtype=np.float64)  # rows, [3, 3]
-            if self.include_strain:
-                stretch = self._stretch(amplitude)
+            stretch = self._stretch(amplitude) if self.include_strain else self._learned_stretch(amplitude)
+            if stretch is not None:
                 g = mapped.rotation.T @ stretch @ mapped.rotation  # in the caller's frame
                 lattice = lattice @ g.T
                 cart = cart @ g.T
@@ -332,6 +338,7 @@ class OrderParameterTransformation(_Distortion):
         self.output_parameters = {
             "amplitude": amplitude,
             "include_strain": self.include_strain,
+            "strain": "registered" if self.include_strain else ("none" if stretch is None else "learned"),
             "matched_as": mapped.matched_as,
             "num_sites": len(out),
             "max_displacement": float(np.linalg.norm(amplitude * disp, axis=1).max(initial=0.0)),
@@ -350,6 +357,13 @@ class OrderParameterTransformation(_Distortion):
                 "(result.registration is empty)"
             )
         return np.eye(3) + amplitude * np.asarray(strain, dtype=np.float64)
+
+    def _learned_stretch(self, amplitude: float) -> np.ndarray | None:
+        """``I + amplitude * predicted_strain`` in ``result.parent``'s frame, or None (none learned, or not used)."""
+        eps = getattr(self.result, "predicted_strain", None)
+        if not self.learned_strain or eps is None:
+            return None
+        return np.eye(3) + amplitude * np.asarray(eps, dtype=np.float64)
 
     def _map(self, s: Any) -> _Mapped:
         """Express the caller's parent on the search cell (see the module docstring for the order tried)."""
@@ -445,6 +459,7 @@ class OrderParameterTransformation(_Distortion):
             "result": self.result.as_dict(),
             "amplitude": self.amplitude,
             "include_strain": self.include_strain,
+            "learned_strain": self.learned_strain,
             "tol": self.tol,
             "output": _plain(self.output_parameters) if self.output_parameters else None,
         }
@@ -461,6 +476,7 @@ class OrderParameterTransformation(_Distortion):
             d["result"],
             d.get("amplitude", 1.0),
             include_strain=d.get("include_strain", False),
+            learned_strain=d.get("learned_strain", True),
             tol=d.get("tol", _DEFAULT_TOL),
         )
         out.output_parameters = dict(d.get("output") or {})
