@@ -219,11 +219,8 @@ def cmd_find(args: argparse.Namespace) -> int:
     periodic = _is_periodic(parent)
     predicted_path = out / ("predicted.cif" if periodic else "predicted.extxyz")
     _check_free([predicted_path], args.force)
-    if periodic and _is_periodic(target):
-        from matsym.registration import register
-
-        register(parent, target)  # fail fast on a bad pair, before the (slow) network set-up
-
+    # a bad pair fails in the search's set-up, at registration, before the network is built; a target that
+    # repeats a smaller cell is registered on that cell only (matsym.reduction)
     from matsym.search import OrderParameterSearch
 
     kwargs: dict[str, Any] = {"sites": args.sites, "tie": tie, "mask": args.mask, "seed": args.seed}
@@ -236,6 +233,8 @@ def cmd_find(args: argparse.Namespace) -> int:
         kwargs["device"] = args.device
     if args.threads is not None:
         kwargs["threads"] = args.threads
+    if args.no_reduce:
+        kwargs["reduce_cell"] = False
     search = OrderParameterSearch(parent, target, **kwargs)
     result = search.run(progress=_progress_enabled(args))
 
@@ -267,6 +266,8 @@ def cmd_find(args: argparse.Namespace) -> int:
         )
         return 0
     print(result.summary())
+    if "reduction" in result.registration:
+        print(f"Smallest repeating cell: {result.registration['reduction']['note']}")
     if result.nothing_to_find:
         print("Nothing to find: the target equals the parent within tolerance (no symmetry breaking).")
     elif nothing:
@@ -308,14 +309,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     import numpy as np
 
     parent, target = _load(args.parent), _load(args.target)
-    if _is_periodic(parent) and _is_periodic(target):
-        from matsym.registration import register
-
-        register(parent, target)
     from matsym.search import OrderParameterSearch
 
     # the Curie fit holds the order parameter at zero: a single scalar candidate keeps the network small
-    search = OrderParameterSearch(parent, target, irreps="0e")
+    search = OrderParameterSearch(parent, target, irreps="0e", reduce_cell=not args.no_reduce)
     if float(np.abs(search.problem.displacements).max(initial=0.0)) <= search.config.nothing_tol:
         report = {
             "compatible": True,
@@ -325,6 +322,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         curie = search.curie(progress=_progress_enabled(args))
         report = {**curie.as_dict(), "nothing_to_find": bool(curie.compatible)}
+    if search.reduction is not None:
+        report["reduction"] = search.reduction.describe()
     if args.json:
         _print_json(report)
     else:
@@ -426,6 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="torch threads of the search (default 1; large cells run faster with more, small ones do not)",
     )
+    find.add_argument(
+        "--no-reduce", dest="no_reduce", action="store_true",
+        help="search the target's own cell even where it repeats a smaller cell",
+    )  # fmt: skip
     find.add_argument("--force", action="store_true", help="overwrite existing output files")
     find.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     find.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -460,6 +463,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("parent", metavar="PARENT", help="high-symmetry structure file")
     check.add_argument("target", metavar="TARGET", help="distorted structure file")
+    check.add_argument(
+        "--no-reduce", dest="no_reduce", action="store_true",
+        help="fit on the target's own cell even where it repeats a smaller cell",
+    )  # fmt: skip
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     check.set_defaults(func=cmd_check)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from matsym._adam import Adam
-from matsym.errors import SearchError
+from matsym.errors import RegistrationError, SearchError
 from matsym.model import EdgeGeometry, EquivariantNetwork, NetworkConfig
 from matsym.order_parameter import DEFAULT_IRREPS, OrderParameter, OrderParameterSpec
 from matsym.result import CurieReport, OrderParameterResult
@@ -77,6 +77,10 @@ class SearchConfig:
             subnormal floats are flushed to zero during the search too (see ``OrderParameterSearch.runtime``).
         device: torch device of the network and its inputs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...). Results
             and saved weights are always returned on the CPU.
+        reduce_cell: search a target that repeats with a smaller period than its cell on its smallest repeating
+            cell and map the result back (:mod:`matsym.reduction`); applies when sites are chosen by species (or
+            all) and ``tie`` is ``"none"`` or ``"all"``.
+        reduce_tol: translation tolerance (Å) of that reduction.
     """
 
     signal_lmax: int = 3
@@ -107,6 +111,8 @@ class SearchConfig:
     nothing_tol: float = 1e-4
     threads: int | None = 1
     device: str = "cpu"
+    reduce_cell: bool = True
+    reduce_tol: float = 1e-3
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -317,7 +323,16 @@ class OrderParameterSearch:
         self.spec = OrderParameterSpec(
             irreps=irreps, sites=sites, tie=tie, mask=mask, sparsity=sparsity, l_penalty=l_penalty
         )
-        self.problem = prepare_problem(parent, target, cutoff=self.config.cutoff)
+        self.reduction = _reduce(parent, target, sites, tie, self.config)
+        self.problem = None
+        if self.reduction is not None:
+            try:
+                red = self.reduction
+                self.problem = prepare_problem(red.parent.cell, red.target.cell, cutoff=self.config.cutoff)
+            except RegistrationError:  # the small cells do not register: the user's cells decide
+                self.reduction = None
+        if self.problem is None:
+            self.problem = prepare_problem(parent, target, cutoff=self.config.cutoff)
         self._input_was_atoms = _is_atoms(parent)
         self._callback = None
         self.order_parameter = OrderParameter(
@@ -534,7 +549,8 @@ class OrderParameterSearch:
             return self._curie_report(history)
         with self.runtime(), _progress(progress, self.config.fit_steps, "curie") as bar:
             self._optimise(self.config.fit_steps, history, "fit", train_op=False, decays=1, bar=bar)
-        return self._curie_report(history)
+        report = self._curie_report(history)
+        return report if self.reduction is None else self.reduction.expand_curie(report)
 
     def _curie_report(self, history) -> CurieReport:
         if self._nothing_to_find():
@@ -580,7 +596,8 @@ class OrderParameterSearch:
             [n, (signal_lmax + 1)^2] array; decode it with :func:`matsym.signals.decode`.
         """
         pred, _ = self._predict()
-        return np.asarray(pred) * (self.length_scale * self.signal_scale)
+        pred = np.asarray(pred) * (self.length_scale * self.signal_scale)
+        return pred if self.reduction is None else self.reduction.expand_sites(pred)
 
     def runtime(self):
         """Context manager with the search's runtime settings: ``config.threads`` torch threads, subnormals flushed.
@@ -643,7 +660,7 @@ class OrderParameterSearch:
             "irreps_in": str(self.network.irreps_in),
             "irreps_out": str(self.network.irreps_out),
         }
-        return OrderParameterResult(
+        result = OrderParameterResult(
             parent=self.problem.parent,
             target=self.problem.target,
             predicted_structure=predicted,
@@ -664,6 +681,7 @@ class OrderParameterSearch:
             registration=dict(self.problem.registration),
             nothing_to_find=nothing,
         )
+        return result if self.reduction is None else self.reduction.expand_result(result)
 
     def save_weights(self, path) -> None:
         """Save the network weights with safetensors (no pickle)."""
@@ -720,6 +738,23 @@ def _displaced(structure, vectors: np.ndarray):
     for i in range(len(out)):
         out.translate_sites([i], vectors[i], frac_coords=False, to_unit_cell=True)
     return out
+
+
+def _reduce(parent, target, sites, tie, config: SearchConfig):
+    """The pair on the target's smallest repeating cell (:mod:`matsym.reduction`), or None.
+
+    Only where the settings mean the same on the small cell: sites chosen by species (or all), no tie or one tie.
+    """
+    by_species = (
+        sites is None
+        or isinstance(sites, str)
+        or (isinstance(sites, list | tuple) and all(isinstance(s, str) for s in sites))
+    )
+    if not (config.reduce_cell and by_species and isinstance(tie, str) and tie in ("none", "all")):
+        return None
+    from matsym.reduction import reduce_pair
+
+    return reduce_pair(parent, target, tol=config.reduce_tol)
 
 
 def _is_atoms(obj) -> bool:
