@@ -11,10 +11,11 @@ Cases (structures from :mod:`matsym.structures`, written to CIF, each command a 
 - ``antiphase-32`` (``--large``): the same from a 32 x 4 x 4 supercell (10,240 atoms).
 - ``check`` rows: ``matsym check`` on the P4mm and antiphase-16 pairs.
 
-Each row gives the wall time of the command (start-up included), the child's peak resident memory
-(``os.wait4``), the space group of ``predicted.cif`` (matsym.symmetry, symprec 1e-3) against the target's, and the
-search cell the result reports (``registration.reduction``). ``--no-reduce`` adds rows that search the user's
-cell as given, to show what the smallest-repeating-cell reduction saves.
+Each row gives the wall time of the command (start-up included), its CPU time (user + system; on a shared,
+loaded machine the figure that compares across runs) and peak resident memory (both from ``os.wait4``),
+the space group of ``predicted.cif`` (matsym.symmetry, symprec 1e-3) against the target's, and the search cell
+the result reports (``registration.reduction``). ``--no-reduce`` adds rows that search the user's cell as given,
+to show what the smallest-repeating-cell reduction saves.
 
 Run: ``python benchmarks/bench_bigcells.py [--large] [--no-reduce] [--repeats N] [--cases a,b]``.
 """
@@ -77,8 +78,8 @@ def write_cases(folder: Path, names: list[str]) -> dict[str, tuple[Path, Path]]:
     return pairs
 
 
-def run(cmd: list[str], timeout: float) -> tuple[float, float, int, str]:
-    """Wall time (s), peak RSS (MB) of the child, exit status, stdout."""
+def run(cmd: list[str], timeout: float) -> tuple[float, float, float, int, str]:
+    """Wall time (s), CPU time (user + system, s) and peak RSS (MB) of the child, exit status, stdout."""
     start = time.perf_counter()
     env = subprocess_env(OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
     with tempfile.TemporaryFile() as out:
@@ -97,7 +98,7 @@ def run(cmd: list[str], timeout: float) -> tuple[float, float, int, str]:
         wall = time.perf_counter() - start
         out.seek(0)
         text = out.read().decode(errors="replace")
-    return wall, usage.ru_maxrss / 1024.0, proc.returncode, text
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0, proc.returncode, text
 
 
 def space_group(path: Path) -> str:
@@ -134,14 +135,15 @@ def main() -> None:
             jobs += [(n, "check", []) for n in names if n in ("p4mm-10", "antiphase-16")]
         for name, command, extra in jobs:
             parent, target = pairs[name]
-            walls, rss, group, cell, rc = [], [], "-", "-", 0
+            walls, cpus, rss, group, cell, rc = [], [], [], "-", "-", 0
             for k in range(args.repeats):
                 out = folder / f"out-{name}-{command}-{len(extra)}-{k}"
                 cmd = [*matsym, command, str(parent), str(target), "--json", "--no-progress", *extra]
                 if command == "find":
                     cmd += ["--out", str(out)]
-                wall, peak, rc, text = run(cmd, args.timeout)
+                wall, cpu, peak, rc, text = run(cmd, args.timeout)
                 walls.append(wall)
+                cpus.append(cpu)
                 rss.append(peak)
                 if rc != 0:
                     print(text[-2000:])
@@ -159,21 +161,24 @@ def main() -> None:
             label = f"{command} {name}{' ' + ' '.join(extra) if extra else ''}"
             target_group = space_group(target)
             limit = LIMITS.get(name) if command == "find" and not extra else None
-            rows.append((label, statistics.median(walls), max(rss), group, target_group, cell, rc, limit, len(walls)))
+            cpu = statistics.median(cpus)
+            rows.append(
+                (label, statistics.median(walls), cpu, max(rss), group, target_group, cell, rc, limit, len(walls))
+            )
             print(
-                f"{label:34s} wall {statistics.median(walls):7.1f} s  peak RSS {max(rss):6.0f} MB  "
+                f"{label:34s} wall {statistics.median(walls):7.1f} s  cpu {cpu:7.1f} s  peak RSS {max(rss):6.0f} MB  "
                 f"predicted {group:16s} target {target_group:14s} search cell {cell}  exit {rc}"
                 + (f"  limit {limit:.0f} s" if limit else ""),
                 flush=True,
             )
     load = os.getloadavg()
     print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2-core machine)")
-    print("\n| command | wall (s) | limit (s) | peak RSS (MB) | predicted | target | search cell | runs |")
-    print("|---|---|---|---|---|---|---|---|")
-    for label, wall, peak, group, tg, cell, rc, limit, n in rows:
+    print("\n| command | wall (s) | CPU (s) | limit (s) | peak RSS (MB) | predicted | target | search cell | runs |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for label, wall, cpu, peak, group, tg, cell, rc, limit, n in rows:
         flag = "" if rc == 0 else f" (exit {rc})"
         lim = "-" if limit is None else f"{limit:.0f}"
-        print(f"| `{label}` | {wall:.1f}{flag} | {lim} | {peak:.0f} | {group} | {tg} | {cell} | {n} |")
+        print(f"| `{label}` | {wall:.1f}{flag} | {cpu:.1f} | {lim} | {peak:.0f} | {group} | {tg} | {cell} | {n} |")
 
 
 if __name__ == "__main__":
