@@ -32,7 +32,7 @@ import numpy as np
 if TYPE_CHECKING:
     from pymatgen.core import Structure
 
-__all__ = ["RepeatingCell", "smallest_repeating_cell"]
+__all__ = ["RepeatingCell", "repeating_cell_on", "smallest_repeating_cell"]
 
 _SAMPLE = 16  # atoms each candidate translation is first tried on
 
@@ -175,10 +175,18 @@ def _integer_basis(rows: np.ndarray) -> np.ndarray:
     return np.array(basis, dtype=np.int64)
 
 
+def repeating_cell_on(structure: Structure, small_lattice: np.ndarray, tol: float = 1e-3) -> RepeatingCell | None:
+    """``structure`` folded onto a given smaller lattice (rows, Cartesian), or None if it does not repeat it.
+
+    Used to put a same-cell parent on its target's smallest repeating cell, so that the two share one lattice.
+    """
+    lat = np.asarray(structure.lattice.matrix, dtype=np.float64)
+    return _orbits(structure, lat, np.asarray(small_lattice, dtype=np.float64), tol)
+
+
 def _reduce(structure: Structure, lat: np.ndarray, basis_frac: np.ndarray, tol: float) -> RepeatingCell | None:
     """The small cell spanned by ``basis_frac`` (fractional rows of the input cell), its orbits and images."""
-    from pymatgen.core import Lattice, Structure
-    from scipy.spatial import cKDTree
+    from pymatgen.core import Lattice
 
     small = Lattice(basis_frac @ lat).get_lll_reduced_lattice().matrix
     if np.linalg.det(small) < 0:
@@ -187,7 +195,15 @@ def _reduce(structure: Structure, lat: np.ndarray, basis_frac: np.ndarray, tol: 
     flip = np.where(n_mat.sum(axis=0) < 0, -1, 1)  # keep the input's orientation where the sign allows
     if np.prod(flip) < 0:
         flip[np.flatnonzero(flip < 0)[-1]] = 1
-    small, n_mat = small * flip[:, None], n_mat * flip[None, :]
+    return _orbits(structure, lat, small * flip[:, None], tol)
+
+
+def _orbits(structure: Structure, lat: np.ndarray, small: np.ndarray, tol: float) -> RepeatingCell | None:
+    """Orbits of the sites under the translations of the lattice ``small`` (rows, Cartesian)."""
+    from pymatgen.core import Lattice, Structure
+    from scipy.spatial import cKDTree
+
+    n_mat = np.round(lat @ np.linalg.inv(small)).astype(np.int64)
     if not np.allclose(n_mat @ small, lat, atol=1e-6 * max(1.0, np.abs(lat).max())):
         return None
     n_images = abs(round(np.linalg.det(n_mat.astype(np.float64))))

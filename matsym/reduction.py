@@ -174,7 +174,39 @@ def reduce_pair(parent, target, *, tol: float = 1e-3) -> CellReduction | None:
     rt = smallest_repeating_cell(t, tol)
     if rt.n_images == 1:
         return None
-    rp = smallest_repeating_cell(p, tol)
+    rp = _same_cell_parent(p, t, rt, tol) or smallest_repeating_cell(p, tol)
     if len(rt.cell) % len(rp.cell):
         return None
     return CellReduction(parent=rp, target=rt, target_input=t)
+
+
+def _same_cell_parent(p, t, rt: RepeatingCell, tol: float) -> RepeatingCell | None:
+    """A parent given on the target's own cell, folded onto the target's small cell in the small target's species
+    order: the reduced pair then shares one lattice, and registration takes its same-cell path (a 5-atom parent
+    against a 320-atom small target would need the general supercell search instead)."""
+    from pymatgen.core import Structure
+    from scipy.optimize import linear_sum_assignment
+
+    from matsym.periodicity import repeating_cell_on
+
+    if len(p) != len(t) or not np.allclose(p.lattice.matrix, t.lattice.matrix, rtol=0, atol=1e-6):
+        return None
+    rp = repeating_cell_on(p, rt.cell.lattice.matrix, tol)
+    if rp is None or len(rp.cell) != len(rt.cell):
+        return None
+    small_t, small_p = rt.cell, rp.cell
+    order = np.empty(len(small_t), dtype=np.int64)
+    for sp in {s.species_string for s in small_t}:
+        it = np.array([k for k, s in enumerate(small_t) if s.species_string == sp])
+        ip = np.array([k for k, s in enumerate(small_p) if s.species_string == sp])
+        if len(it) != len(ip):
+            return None
+        d = small_t.frac_coords[it][:, None, :] - small_p.frac_coords[ip][None, :, :]
+        d -= np.round(d)
+        cost = np.linalg.norm(d @ small_t.lattice.matrix, axis=2)
+        rows, cols = linear_sum_assignment(cost)
+        order[it[rows]] = ip[cols]
+    cell = Structure(small_p.lattice, [small_p[int(k)].species for k in order], small_p.frac_coords[order])
+    new_index = np.empty(len(order), dtype=np.int64)
+    new_index[order] = np.arange(len(order))
+    return dataclasses.replace(rp, cell=cell, index=new_index[rp.index])

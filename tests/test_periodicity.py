@@ -63,9 +63,14 @@ def test_antiphase_pair_keeps_only_its_true_period():
     the repeats along y and z are true translations (the 20-atom cell's)."""
     parent, target = tilted_perovskite("a+b-b-", 8.0)
     p = parent.make_supercell((4, 2, 2), in_place=False)
-    t = target.make_supercell((4, 2, 2), in_place=False)
     sign = np.where(np.floor(p.frac_coords[:, 0] * 4 + 1e-9) >= 2, -1.0, 1.0)
-    disp = t.cart_coords - p.cart_coords
+    # each supercell site takes the displacement of the 20-atom site it repeats (minimal image)
+    d20 = target.frac_coords - parent.frac_coords
+    d20 = (d20 - np.round(d20)) @ parent.lattice.matrix
+    f = p.cart_coords @ np.linalg.inv(parent.lattice.matrix)
+    d = f[:, None, :] - parent.frac_coords[None, :, :]
+    d -= np.round(d)
+    disp = d20[np.argmin(np.linalg.norm(d @ parent.lattice.matrix, axis=2), axis=1)]
     anti = Structure(p.lattice, p.species, p.cart_coords + sign[:, None] * disp, coords_are_cartesian=True)
     r = smallest_repeating_cell(anti)
     assert len(r.cell) == 80 and r.n_images == 4
