@@ -124,6 +124,8 @@ def search_settings(args: argparse.Namespace) -> dict[str, Any]:
             kwargs[name] = getattr(args, name)
     if args.steps is not None:
         kwargs["max_steps"] = args.steps
+    if getattr(args, "no_reduce", False):
+        kwargs["reduce_cell"] = False
     return kwargs
 
 
@@ -253,11 +255,8 @@ def cmd_find(args: argparse.Namespace) -> int:
     periodic = _is_periodic(parent)
     predicted_path = out / ("predicted.cif" if periodic else "predicted.extxyz")
     _check_free([predicted_path], args.force)
-    if periodic and _is_periodic(target):
-        from matsym.registration import register
-
-        register(parent, target, **_tolerances(args))  # fail fast on a bad pair, before the (slow) network set-up
-
+    # a bad pair fails in the search's set-up, at registration, before the network is built; a target that
+    # repeats a smaller cell is registered on that cell only (matsym.reduction)
     from matsym.search import OrderParameterSearch
 
     search = OrderParameterSearch(parent, target, **kwargs)
@@ -297,6 +296,8 @@ def cmd_find(args: argparse.Namespace) -> int:
     reduction = (result.registration or {}).get("parent_reduction") or {}
     if reduction:
         print(f"Parent reduced to its primitive cell: {reduction['note']}.")
+    if "reduction" in result.registration:
+        print(f"Smallest repeating cell: {result.registration['reduction']['note']}")
     if result.nothing_to_find:
         print("Nothing to find: the target equals the parent within tolerance (no symmetry breaking).")
     elif nothing:
@@ -339,14 +340,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     import numpy as np
 
     parent, target = _load(args.parent), _load(args.target)
-    if _is_periodic(parent) and _is_periodic(target):
-        from matsym.registration import register
-
-        register(parent, target, **_tolerances(args))
     from matsym.search import OrderParameterSearch
 
     # the Curie fit holds the order parameter at zero: a single scalar candidate keeps the network small
-    search = OrderParameterSearch(parent, target, irreps="0e", **_tolerances(args))
+    search = OrderParameterSearch(
+        parent, target, irreps="0e", reduce_cell=not args.no_reduce, **_tolerances(args)
+    )
     if float(np.abs(search.problem.displacements).max(initial=0.0)) <= search.config.nothing_tol:
         report = {
             "compatible": True,
@@ -356,6 +355,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         curie = search.curie(progress=_progress_enabled(args))
         report = {**curie.as_dict(), "nothing_to_find": bool(curie.compatible)}
+    if search.reduction is not None:
+        report["reduction"] = search.reduction.describe()
     if args.json:
         _print_json(report)
     else:
@@ -441,6 +442,12 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
     )
     _add_tolerances(parser)
     parser.add_argument(
+        "--no-reduce",
+        dest="no_reduce",
+        action="store_true",
+        help="search the target's own cell even where it repeats a smaller cell",
+    )
+    parser.add_argument(
         "--graph-backend",
         choices=("auto", "vesin", "pymatgen", "torch-cluster"),
         help="neighbour library of the graph (default auto; torch-cluster needs the extra matsym[cluster])",
@@ -506,6 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("parent", metavar="PARENT", help="high-symmetry structure file")
     check.add_argument("target", metavar="TARGET", help="distorted structure file")
     _add_tolerances(check)
+    check.add_argument(
+        "--no-reduce", dest="no_reduce", action="store_true",
+        help="fit on the target's own cell even where it repeats a smaller cell",
+    )  # fmt: skip
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     check.set_defaults(func=cmd_check)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from matsym._adam import Adam
-from matsym.errors import InputError, SearchError
+from matsym.errors import InputError, RegistrationError, SearchError
 from matsym.model import EdgeGeometry, EquivariantNetwork, NetworkConfig
 from matsym.order_parameter import DEFAULT_IRREPS, OrderParameter, OrderParameterSpec
 from matsym.result import CurieReport, OrderParameterResult
@@ -92,6 +92,10 @@ class SearchConfig:
         strain_weight: relative weight ``w`` of the target's strain against its displacements: a strain ``eps``
             counts like a displacement of ``|eps| * ell`` on every site, ``ell = (V/N)^(1/3)`` (see
             :mod:`matsym.strain`).
+        reduce_cell: search a target that repeats with a smaller period than its cell on its smallest repeating
+            cell and map the result back (:mod:`matsym.reduction`); applies when sites are chosen by species (or
+            all) and ``tie`` is ``"none"`` or ``"all"``.
+        reduce_tol: translation tolerance (Å) of that reduction.
     """
 
     signal_lmax: int = 3
@@ -128,6 +132,8 @@ class SearchConfig:
     angle_tol: float = 20.0
     graph_backend: str = "auto"
     strain_weight: float = 1.0
+    reduce_cell: bool = True
+    reduce_tol: float = 1e-3
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -350,14 +356,22 @@ class OrderParameterSearch:
         self.spec = OrderParameterSpec(
             irreps=irreps, sites=sites, tie=tie, mask=mask, sparsity=sparsity, l_penalty=l_penalty
         )
-        self.problem = prepare_problem(
-            parent,
-            target,
-            cutoff=self.config.cutoff,
-            graph_backend=self.config.graph_backend,
-            ltol=self.config.ltol,
-            angle_tol=self.config.angle_tol,
-        )
+        self.reduction = _reduce(parent, target, sites, tie, self.config)
+        self.problem = None
+        problem_options = {
+            "cutoff": self.config.cutoff,
+            "graph_backend": self.config.graph_backend,
+            "ltol": self.config.ltol,
+            "angle_tol": self.config.angle_tol,
+        }
+        if self.reduction is not None:
+            try:
+                red = self.reduction
+                self.problem = prepare_problem(red.parent.cell, red.target.cell, **problem_options)
+            except RegistrationError:  # the small cells do not register: the user's cells decide
+                self.reduction = None
+        if self.problem is None:
+            self.problem = prepare_problem(parent, target, **problem_options)
         self._input_was_atoms = _is_atoms(parent)
         self._callback = None
         self.order_parameter = OrderParameter(
@@ -612,7 +626,8 @@ class OrderParameterSearch:
             return self._curie_report(history)
         with self.runtime(), _progress(progress, self.config.fit_steps, "curie") as bar:
             self._optimise(self.config.fit_steps, history, "fit", train_op=False, decays=1, bar=bar)
-        return self._curie_report(history)
+        report = self._curie_report(history)
+        return report if self.reduction is None else self.reduction.expand_curie(report)
 
     def _curie_report(self, history) -> CurieReport:
         if self._nothing_to_find():
@@ -675,7 +690,8 @@ class OrderParameterSearch:
             [n, (signal_lmax + 1)^2] array; decode it with :func:`matsym.signals.decode`.
         """
         pred, _ = self._predict()
-        return np.asarray(pred) * (self.length_scale * self.signal_scale)
+        pred = np.asarray(pred) * (self.length_scale * self.signal_scale)
+        return pred if self.reduction is None else self.reduction.expand_sites(pred)
 
     def runtime(self):
         """Context manager with the search's runtime settings: ``config.threads`` torch threads, subnormals flushed.
@@ -782,7 +798,8 @@ class OrderParameterSearch:
         }
         from matsym.modes import attach_modes  # reporting after the search, like the spglib verification
 
-        return attach_modes(OrderParameterResult(
+        # modes on the search cell: the same distortion as on the user's repeated cell, at a fraction of the cost
+        result = attach_modes(OrderParameterResult(
             parent=self.problem.parent,
             target=self.problem.target,
             predicted_structure=predicted,
@@ -806,6 +823,7 @@ class OrderParameterSearch:
             target_strain=None if term is None else term.strain.copy(),
             notes=tuple(self.problem.notes),
         ))
+        return result if self.reduction is None else self.reduction.expand_result(result)
 
     def save_weights(self, path) -> None:
         """Save the network weights with safetensors (no pickle)."""
@@ -862,6 +880,23 @@ def _displaced(structure, vectors: np.ndarray):
     for i in range(len(out)):
         out.translate_sites([i], vectors[i], frac_coords=False, to_unit_cell=True)
     return out
+
+
+def _reduce(parent, target, sites, tie, config: SearchConfig):
+    """The pair on the target's smallest repeating cell (:mod:`matsym.reduction`), or None.
+
+    Only where the settings mean the same on the small cell: sites chosen by species (or all), no tie or one tie.
+    """
+    by_species = (
+        sites is None
+        or isinstance(sites, str)
+        or (isinstance(sites, list | tuple) and all(isinstance(s, str) for s in sites))
+    )
+    if not (config.reduce_cell and by_species and isinstance(tie, str) and tie in ("none", "all")):
+        return None
+    from matsym.reduction import reduce_pair
+
+    return reduce_pair(parent, target, tol=config.reduce_tol)
 
 
 def _is_atoms(obj) -> bool:
