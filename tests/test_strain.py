@@ -171,3 +171,20 @@ def test_example_script_runs_quickly_and_writes_its_table(tmp_path, capsys):
     assert "note: target: magnetic moments read on 2 of 6 sites" in text
     rows = json.loads((out / "results.json").read_text())
     assert [r["case"] for r in rows] == ["rigid", "MnF2-mcif"] and rows[0]["nothing_to_find"]
+
+
+def test_strain_survives_the_smallest_repeating_cell():
+    """A strained target given as a supercell is searched on its small cell; the written structure keeps the strain."""
+    parent, target, number = _cases()["fct"]
+    big = target.copy()
+    big.make_supercell([2, 1, 1])
+    result = OrderParameterSearch(parent, big, irreps=IRREPS).run()
+    assert "reduction" in result.registration
+    assert len(result.predicted_structure) == len(big)
+    assert result.predicted_strain is not None
+    groups = verify_space_group(result.predicted_structure, symprecs=(1e-3, 1e-2))
+    assert {g[0] for g in groups.values()} == {number}
+    # the cell carries the learned strain: its volume-free shape matches the target's (c/a to 1e-3)
+    abc = sorted(result.predicted_structure.lattice.abc)
+    target_abc = sorted(big.lattice.abc)
+    assert np.allclose(np.array(abc) / abc[0], np.array(target_abc) / target_abc[0], atol=2e-3)
