@@ -223,7 +223,7 @@ def test_weights_load_imports_nothing_and_fail_as_matsym_errors(work, monkeypatc
         (lambda d: d["predicted_displacements"][0].__setitem__(0, float("nan")), "finite"),
         (lambda d: d.pop("predicted_displacements"), "predicted_displacements"),
         (lambda d: d["predicted_displacements"].pop(), "predicted_displacements"),
-        (lambda d: d.__setitem__("parent", None), "parent"),
+        (lambda d: d.__setitem__("parent", None), "expected the parent structure"),
         (lambda d: d["sites"].append(99), "sites"),
         (lambda d: d.__setitem__("components", [7]), "components"),
     ],
