@@ -44,7 +44,7 @@ class Limits:
 
     Attributes:
         min_distance: smallest distance between two atoms (Å), periodic images included; 0 disables the check.
-        max_atoms: largest number of sites of a structure (after registration: of the search cell).
+        max_atoms: largest number of sites of a structure (the search cell has as many sites as the target).
         max_volume: largest cell volume (Å^3).
         max_components: largest number of order-parameter components per site (irreps dimension).
     """

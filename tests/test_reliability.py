@@ -608,6 +608,20 @@ def test_wrong_parent_says_by_how_much(work, capsys):
     )
 
 
+def test_unreadable_result_says_why(work, monkeypatch):
+    """Issue 12 item 12: a permission error on result.json was reported as "not a JSON result file". (Tests run as
+    root here, where permissions do not stop reads, so the refusal of the operating system is simulated.)"""
+    from matsym import safejson
+
+    def denied(path, flags, *args):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(safejson.os, "open", denied)
+    with pytest.raises(MatsymError, match=r"cannot read result .*result\.json: Permission denied") as info:
+        OrderParameterResult.from_json(work / "result.json")
+    assert "not a JSON" not in str(info.value)
+
+
 def test_existing_output_names_the_cli_option(work, capsys):
     """Issue 12 item 12: the CLI told users to 'pass force=True / --force'."""
     (work / "out.cif").write_text("mine")
