@@ -260,25 +260,25 @@ def test_threads_beyond_the_machine_are_refused(work):
 
 
 def test_huge_sparse_cell_fails_fast_in_little_memory(tmp_path):
-    """Issue 12 item 3 / acceptance: two atoms 866 Å apart in a 1,000 Å cell: one line within 10 s and 1 GB
-    (on main: 4.5 GB at 500 Å, a MemoryError traceback at 1,000 Å)."""
+    """Issue 12 item 3 / acceptance: two atoms 866 Å apart in a 1,000 Å cell: one line within 10 s (of CPU) and
+    1 GB (on main: 4.5 GB at 500 Å, a MemoryError traceback at 1,000 Å)."""
     from pymatgen.core import Lattice, Structure
 
     cell = Structure(Lattice.cubic(1000.0), ["Si", "Si"], [[0, 0, 0], [0.5, 0.5, 0.5]])
     write_structure(cell, tmp_path / "big.cif")
     code = (
-        "import resource, subprocess, sys, time\n"
-        "t = time.perf_counter()\n"
+        "import resource, subprocess, sys\n"
         "p = subprocess.run([sys.executable, '-m', 'matsym', 'find', 'big.cif', 'big.cif', '--out', 'run'],"
         " capture_output=True, text=True)\n"
-        "print(p.returncode, time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "r = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print(p.returncode, r.ru_utime + r.ru_stime, r.ru_maxrss)\n"
         "sys.stderr.write(p.stderr)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    status, seconds, max_rss_kb = proc.stdout.split()
+    status, cpu_seconds, max_rss_kb = proc.stdout.split()
     assert int(status) == 1, proc.stderr
     one_error_line(proc.stderr, "--max-volume", "1e+06")
-    assert float(seconds) < 10
+    assert float(cpu_seconds) < 10  # CPU time: wall time on a loaded machine measures the other processes
     assert int(max_rss_kb) < 1024**2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["big.cif"]
 
