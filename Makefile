@@ -22,7 +22,7 @@ demo: venv
 test: venv
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q tests
 
-# readers, result loading and option parsers under hypothesis: 2,000 examples per test, 14,000 in all
+# readers, result loading and option parsers under hypothesis: 1,500 examples per test, 10,500 in all
 fuzz: venv
 	MATSYM_FUZZ=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q tests/test_fuzz.py --durations=0 \
 		--hypothesis-show-statistics

@@ -4,7 +4,9 @@ Measured on main at 186e0aa: a CIF with a NaN, zero or collinear cell, or with a
 pymatgen's "No structure parsed for section 1"; a negative cell length or angle was accepted and gave a
 left-handed cell; a POSCAR whose counts promised fewer atoms than it listed was read as another compound (the
 extra lines were dropped silently), and one that promised more ended in "IndexError: list index out of range".
-These functions look at the raw numbers first and say what was expected and what the file holds.
+An extended XYZ file whose first line promises 99,999,999,999 atoms made ASE's reader loop for hours on an
+exhausted file (found by ``make fuzz``). These functions look at the raw numbers first and say what was expected
+and what the file holds.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from matsym.errors import FileFormatError, StructureError
 
-__all__ = ["check_cif_cells", "check_poscar_counts", "explain_cif_failure"]
+__all__ = ["check_cif_cells", "check_poscar_counts", "check_xyz_header", "explain_cif_failure"]
 
 _NUMBER = re.compile(r"^\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)(?:\(\d+\))?\s*$")
 _CELL = ("_cell_length_a", "_cell_length_b", "_cell_length_c", "_cell_angle_alpha", "_cell_angle_beta")
@@ -168,3 +170,27 @@ def _is_coordinate(line: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def check_xyz_header(text: str, path: Path, max_atoms: int) -> None:
+    """Refuse an (extended) XYZ file whose first frame's atom count is not an integer in 1..``max_atoms`` or
+    promises more atom lines than the file holds.
+
+    Raises:
+        FileFormatError: the count line is malformed or promises too many atoms.
+    """
+    lines = text.splitlines()
+    first = lines[0].strip() if lines else ""
+    if not _is_int(first):
+        raise FileFormatError(f"cannot read {path} as extxyz: line 1 should be the number of atoms, got {first[:40]!r}")
+    n = int(first)
+    if not 1 <= n <= max_atoms:
+        raise FileFormatError(
+            f"cannot read {path} as extxyz: line 1 promises {n} atoms; expected 1 to max_atoms={max_atoms} "
+            "(--max-atoms)"
+        )
+    if len(lines) < n + 2:
+        raise FileFormatError(
+            f"cannot read {path} as extxyz: line 1 promises {n} atoms but the file has {max(len(lines) - 2, 0)} "
+            "atom lines"
+        )

@@ -351,6 +351,11 @@ def _read_poscar(p: Path, text: str) -> Structure:
 def _read_extxyz(p: Path, text: str) -> Structure | Molecule:
     import ase.io
 
+    from matsym.cif_checks import check_xyz_header
+    from matsym.limits import current
+
+    check_xyz_header(text, p, current().max_atoms)  # a count beyond the file made ASE loop for hours
+
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         atoms = ase.io.read(_stdio.StringIO(text), index=0, format="extxyz")

@@ -6,7 +6,7 @@ duplicated or cut, bytes inserted) and random text / JSON, so that most examples
 Valid seeds: cubic SrTiO3 (Pm-3m, a = 3.905 Å, Materials Project mp-5229) written by matsym's own writers.
 
 ``make test`` runs a few dozen examples per reader (profile "ci"); ``make fuzz`` sets ``MATSYM_FUZZ=1`` for the
-"fuzz" profile (2,000 examples per test, over 10,000 in all).
+"fuzz" profile (1,500 examples per test, 10,500 in all).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ settings.register_profile(
     "ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
 )
 settings.register_profile(
-    "fuzz", max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+    "fuzz", max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
 )
 settings.load_profile("fuzz" if os.environ.get("MATSYM_FUZZ") else "ci")
 

@@ -584,6 +584,25 @@ def test_special_files_are_refused(work, kind):
     assert snapshot(work) == before
 
 
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("99999999999\n", "promises 99999999999 atoms"),
+        ("3\ncomment\nSr 0 0 0\n", "promises 3 atoms but the file has 1"),
+    ],
+    ids=["huge-count", "short"],
+)
+def test_xyz_count_beyond_the_file_is_refused(work, text, fragment):
+    """Found by make fuzz: an extxyz whose count line promises more atoms than the file holds made ASE's reader
+    loop on the exhausted file (99,999,999,999 atoms: hours)."""
+    (work / "x.extxyz").write_text(text)
+    before = snapshot(work)
+    proc = subprocess_cli(work, "verify", "x.extxyz", timeout=60)
+    assert proc.returncode == 1, proc.stderr
+    one_error_line(proc.stderr, fragment)
+    assert snapshot(work) == before
+
+
 # ------------------------------------------------------------------------------------------------ 12-13. messages
 
 
