@@ -6,7 +6,7 @@ duplicated or cut, bytes inserted) and random text / JSON, so that most examples
 Valid seeds: cubic SrTiO3 (Pm-3m, a = 3.905 Å, Materials Project mp-5229) written by matsym's own writers.
 
 ``make test`` runs a few dozen examples per reader (profile "ci"); ``make fuzz`` sets ``MATSYM_FUZZ=1`` for the
-"fuzz" profile (1,500 examples per test, 10,500 in all).
+"fuzz" profile (1,500 examples per test, 10,500 in all); ``MATSYM_FUZZ=N`` (N > 1) runs N examples per test.
 """
 
 from __future__ import annotations
@@ -32,10 +32,15 @@ from matsym.structures import cubic_perovskite  # noqa: E402
 settings.register_profile(
     "ci", max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
 )
+_FUZZ = os.environ.get("MATSYM_FUZZ", "")
 settings.register_profile(
-    "fuzz", max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None
+    "fuzz",
+    max_examples=int(_FUZZ) if _FUZZ.isdigit() and int(_FUZZ) > 1 else 1500,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    database=None,
 )
-settings.load_profile("fuzz" if os.environ.get("MATSYM_FUZZ") else "ci")
+settings.load_profile("fuzz" if _FUZZ else "ci")
 
 _DIR = Path(tempfile.mkdtemp(prefix="matsym-fuzz-"))
 
