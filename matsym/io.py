@@ -66,6 +66,7 @@ _SUFFIXES = {
 }
 _MIN_VOLUME = 1e-3  # Å^3
 _MAX_COND = 1e8
+_MAX_CELLS_AWAY = 100.0  # largest |fractional coordinate| accepted
 
 
 def _supported() -> str:
@@ -445,6 +446,16 @@ def _validated_positions(s: Any, *, min_distance: float, check_order: bool) -> n
                 "non-finite (NaN or inf) coordinates: expected finite Cartesian coordinates in Å, got them "
                 f"at site(s) {_first_rows(bad)}"
             )
+        if periodic:
+            # pymatgen's neighbour search bins the span of the coordinates: a fractional coordinate of 1e11 (found by
+            # make fuzz in a POSCAR) asked for more than 10 GB
+            far = np.abs(np.asarray(s.frac_coords, dtype=np.float64)).max(axis=1) > _MAX_CELLS_AWAY
+            if far.any():
+                raise StructureError(
+                    f"site(s) {_first_rows(far)} lie more than {_MAX_CELLS_AWAY:g} cells from the unit cell "
+                    f"(fractional coordinates up to {np.abs(s.frac_coords).max():.4g}); expected fractional "
+                    f"coordinates within ±{_MAX_CELLS_AWAY:g}"
+                )
 
     for i, site in enumerate(s if check_order else ()):
         if not site.is_ordered:

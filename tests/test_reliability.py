@@ -670,17 +670,20 @@ def test_output_modes_follow_the_umask(work, capsys, umask):
     ("poscar", "extra", "fragments"),
     [
         ("nan", (), ("non-finite",)),
+        ("far", (), ("more than 100 cells", "1e+11")),
         ("left", (), ("left-handed",)),
         ("close", (), ("min_distance=0.5",)),
         ("ok", ("--max-atoms", "3"), ("5 sites", "max_atoms=3", "--max-atoms")),
         ("ok", ("--max-volume", "50"), ("59.55", "max_volume=50", "--max-volume")),
     ],
-    ids=["nan", "left-handed", "too-close", "max-atoms", "max-volume"],
+    ids=["nan", "far", "left-handed", "too-close", "max-atoms", "max-volume"],
 )
 def test_inputs_are_validated_before_work(work, capsys, poscar, extra, fragments):
     lines = POSCAR.format(counts="1 1 3").splitlines()
     if poscar == "nan":
         lines[8] = "nan 0 0"
+    elif poscar == "far":  # found by make fuzz: pymatgen's neighbour search asked for more than 10 GB
+        lines[9] = "99999999999 0.5 0.5"
     elif poscar == "left":
         lines[4] = "0 0 -3.905"
     elif poscar == "close":
