@@ -194,7 +194,9 @@ def check_search_arguments(config: Any, *, irreps: Any, sites: Any, tie: Any, sp
     from matsym.model import parse_irreps
 
     check_seed(config.seed)
-    check_threads(config.threads)
+    threads = config.threads
+    if isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1:
+        check_threads(threads)  # the upper bound; types and positivity are checked by the search itself
     for name, low in _INT_FIELDS.items():
         if hasattr(config, name):
             _number(name, getattr(config, name), low=low, integer=True)
