@@ -11,7 +11,8 @@ Why each bound exists (measured on main at 186e0aa, 2-core machine):
   symmetry-equivalent atom twice), and a zero-length edge has no direction for the spherical harmonics.
 * ``max_components``: ``--irreps 100000x1e`` asked for a 671 GiB tensor. The default candidate set (L = 0..4, both
   parities) has 50 components; the bound is 20 times that.
-* ``threads``: at most the CPUs of the machine; ``--threads 100000`` made libgomp run out of memory or segfault.
+* ``threads``: at most 4 per CPU of the machine (at least 64); ``--threads 100000`` made libgomp run out of memory
+  or segfault.
 * ``seed``: torch seeds are 64-bit; matsym takes 0 <= seed < 2^63 so that the seed round-trips through JSON and
   numpy.
 
@@ -115,11 +116,13 @@ def check_size(structure: Any, *, what: str = "structure", limits: Limits | None
 
 
 def max_threads() -> int:
-    """The largest ``threads`` accepted: the CPUs this process may run on."""
+    """The largest ``threads`` accepted: 4 per CPU this process may run on, and at least 64 (more threads than CPUs
+    only slow torch down, but a command line written for a bigger machine should still run)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cpus = os.cpu_count() or 1
+    return max(64, 4 * cpus)
 
 
 def check_threads(threads: Any, *, what: str = "threads") -> int | None:
@@ -128,7 +131,9 @@ def check_threads(threads: Any, *, what: str = "threads") -> int | None:
         return None
     top = max_threads()
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= top:
-        raise InputError(f"{what}: expected an integer from 1 to {top} (the CPUs of this machine), got {threads!r}")
+        raise InputError(
+            f"{what}: expected an integer from 1 to {top} (4 per CPU of this machine, at least 64), got {threads!r}"
+        )
     return threads
 
 
