@@ -1,11 +1,11 @@
-# matsym — make demo | make test | make bench | make lint
+# matsym — make demo | make test | make fuzz | make bench | make lint
 PYTHON ?= python3
 TORCH ?= torch==2.13.0
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXTRAS ?= test,workflows,labels,screen
 
-.PHONY: venv demo test bench lint clean
+.PHONY: venv demo test fuzz bench lint clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,11 @@ demo: venv
 
 test: venv
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q tests
+
+# readers, result loading and option parsers under hypothesis: 1,500 examples per test, 10,500 in all
+fuzz: venv
+	MATSYM_FUZZ=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q tests/test_fuzz.py --durations=0 \
+		--hypothesis-show-statistics
 
 lint: venv
 	$(BIN)/ruff check matsym tests examples benchmarks workflows

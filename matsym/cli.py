@@ -10,9 +10,13 @@
 
 Structures are read from CIF, POSCAR/CONTCAR, extxyz or pymatgen JSON (:func:`matsym.io.load_structure`).
 Exit status: 0 success; 1 a user error (bad file, different compositions, no supercell relation, an existing
-output without ``--force``, a space group other than ``--expect``), reported as one line
-``matsym: error: ...`` on stderr; 2 a usage error (argparse). Outputs are written atomically and never over an
-existing file without ``--force``.
+output without ``--force``, a space group other than ``--expect``, an input beyond a limit), reported as one line
+``matsym: error: ...`` on stderr; 2 a usage error (argparse); 3 ``find`` ran but the fit failed (the decoded
+displacements miss the target: the outputs are written, ``result.json`` says ``"fit_failed": true``, and one
+line ``matsym: fit failed: ...`` goes to stderr); 130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Outputs
+of ``find`` are written as one set (:mod:`matsym.outputs`), others atomically, never over an existing file
+without ``--force``. Sizes are bounded by :mod:`matsym.limits` (``--max-atoms``, ``--max-volume``,
+``--min-distance``).
 
 Heavy modules (torch, pymatgen, spglib) are imported inside the subcommands, so ``matsym --help`` is fast.
 """
@@ -23,15 +27,13 @@ import argparse
 import contextlib
 import json
 import math
-import os
 import sys
-import tempfile
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from matsym.errors import FileFormatError, InputError, MatsymError, SymmetryMismatchError
+from matsym.errors import FileFormatError, InputError, MatsymError, OutputExistsError, SymmetryMismatchError
 
 __all__ = ["build_parser", "main"]
 
@@ -39,6 +41,7 @@ _PROG = "matsym"
 _OUTPUT_SYMPRECS = (1e-3, 1e-2)
 _RESULT_NAME = "result.json"
 _MODEL_NAME = "model.safetensors"
+EXIT_FIT_FAILED = 3
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -141,33 +144,10 @@ def _check_free(paths: Sequence[Path], force: bool) -> None:
         raise FileFormatError(f"cannot write {', '.join(existing)}: exists; pass --force to overwrite")
 
 
-def _atomic_save(path: Path, save: Callable[[str], None], *, force: bool) -> Path:
-    """Let ``save(tmp_path)`` write a file, then move it to ``path`` atomically (clobbers only with force)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save(tmp)
-        if force:
-            os.replace(tmp, path)
-        else:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                raise FileFormatError(f"cannot write {path}: it exists; pass --force to overwrite") from None
-            except OSError:  # file systems without hard links
-                if path.exists():
-                    raise FileFormatError(f"cannot write {path}: it exists; pass --force to overwrite") from None
-                os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-    return path
-
-
 def _load(path: str) -> Any:
     from matsym.io import load_structure
 
-    return load_structure(path, min_distance=0.0)
+    return load_structure(path)  # validated against matsym.limits (--min-distance, --max-atoms, --max-volume)
 
 
 def _is_periodic(s: Any) -> bool:
@@ -243,31 +223,34 @@ def _add_tolerances(parser: argparse.ArgumentParser) -> None:
 
 def cmd_find(args: argparse.Namespace) -> int:
     """``matsym find``: run a search and write result.json, predicted.cif and model.safetensors."""
+    from matsym.limits import check_seed, check_threads
+    from matsym.outputs import OutputSet
+
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise FileFormatError(f"--out {out} exists and is not a directory")
-    result_path, model_path = out / _RESULT_NAME, out / _MODEL_NAME
-    # a finite cloud cannot be written as CIF: refuse both names up front, decide after loading
-    _check_free([result_path, model_path, out / "predicted.cif"], args.force)
     kwargs = search_settings(args)
-
+    check_seed(args.seed, what="--seed")
+    check_threads(args.threads, what="--threads")
     parent, target = _load(args.parent), _load(args.target)
     periodic = _is_periodic(parent)
-    predicted_path = out / ("predicted.cif" if periodic else "predicted.extxyz")
-    _check_free([predicted_path], args.force)
-    # a bad pair fails in the search's set-up, at registration, before the network is built; a target that
-    # repeats a smaller cell is registered on that cell only (matsym.reduction)
-    from matsym.search import OrderParameterSearch
+    predicted_name = "predicted.cif" if periodic else "predicted.extxyz"
+    result_path, model_path, predicted_path = out / _RESULT_NAME, out / _MODEL_NAME, out / predicted_name
+    # folder writable and names free before any heavy work; the three files land together (result.json last)
+    with OutputSet(out, [_MODEL_NAME, predicted_name, _RESULT_NAME], force=args.force) as outputs:
+        # a bad pair fails in the search's set-up, at registration, before the network is built; a target that
+        # repeats a smaller cell is registered on that cell only (matsym.reduction)
+        from matsym.search import OrderParameterSearch
 
-    search = OrderParameterSearch(parent, target, **kwargs)
-    result = search.run(progress=_progress_enabled(args))
+        search = OrderParameterSearch(parent, target, **kwargs)
+        result = search.run(progress=_progress_enabled(args))
 
-    from matsym.io import write_structure
+        from matsym.io import write_structure
 
-    out.mkdir(parents=True, exist_ok=True)
-    result.to_json(result_path, force=args.force)
-    write_structure(result.predicted_structure, predicted_path, force=args.force)
-    _atomic_save(model_path, search.save_weights, force=args.force)
+        result.to_json(outputs.path(_RESULT_NAME))
+        write_structure(result.predicted_structure, outputs.path(predicted_name))
+        search.save_weights(outputs.path(_MODEL_NAME))
+        outputs.commit()
 
     sym = _symmetry(result.predicted_structure)
     curie = result.curie
@@ -288,10 +271,11 @@ def cmd_find(args: argparse.Namespace) -> int:
                 "parent_reduction": (result.registration or {}).get("parent_reduction", {}),
                 "order_parameter_modes": result.order_parameter_modes,
                 "distortion_modes": result.distortion_modes,
+                "fit_failed": result.fit_failed,
                 **sym,
             }
         )
-        return 0
+        return _fit_status(result)
     print(result.summary())
     reduction = (result.registration or {}).get("parent_reduction") or {}
     if reduction:
@@ -304,7 +288,22 @@ def cmd_find(args: argparse.Namespace) -> int:
         print("Nothing to find: the parent reaches the target without an order parameter (Curie compatible).")
     print(f"Predicted structure: {_describe_symmetry(sym)}")
     print(f"Wrote {files['result']}, {files['predicted']}, {files['model']}")
-    return 0
+    return _fit_status(result)
+
+
+def _fit_status(result: Any) -> int:
+    """0, or :data:`EXIT_FIT_FAILED` with one line on stderr when the fit failed."""
+    if not result.fit_failed:
+        return 0
+    error = result.metrics.get("displacement_error_ratio", float("nan"))
+    limit = result.metrics.get("fit_failed_above", float("nan"))
+    print(
+        f"{_PROG}: fit failed: the decoded displacements miss the target by {100 * error:.3g}% of its RMS "
+        f"(more than {100 * limit:.3g}%); the candidate irreps (--irreps {result.irreps}) cannot describe this "
+        f"distortion, or the budget (--steps) is too small",
+        file=sys.stderr,
+    )
+    return EXIT_FIT_FAILED
 
 
 def cmd_distort(args: argparse.Namespace) -> int:
@@ -431,7 +430,9 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--sparsity", type=_finite_float, help="L1 weight on every component")
     parser.add_argument("--l-penalty", dest="l_penalty", type=_finite_float, help="extra L1 weight per unit of L")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the network's initial weights (default 0)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the network's initial weights, 0 to 2^63-1 (default 0)"
+    )
     parser.add_argument("--steps", type=_positive_int, metavar="N", help="step budget of the joint search")
     parser.add_argument("--device", metavar="DEV", help="torch device of the network: cpu (default), cuda, cuda:1, ...")
     parser.add_argument(
@@ -463,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Find symmetry-breaking order parameters of crystals with E(3)-equivariant networks "
         "(Smidt, Geiger & Miller, PRR 3, L012002, 2021).",
         epilog="Structures: CIF, POSCAR/CONTCAR, extxyz or pymatgen JSON. Exit status: 0 success, 1 user "
-        "error (one line on stderr), 2 usage error.",
+        "error (one line on stderr), 2 usage error, 3 fit failed (outputs written, result says so).",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -548,7 +549,43 @@ def build_parser() -> argparse.ArgumentParser:
     from matsym import cli_screen
 
     cli_screen.add_parser(sub)
+    for command in (find, distort, check, verify):
+        _add_limit_options(command)
     return parser
+
+
+def _add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """``--min-distance``, ``--max-atoms``, ``--max-volume`` (defaults of :class:`matsym.limits.Limits`)."""
+    parser.add_argument(
+        "--min-distance",
+        type=_non_negative_float,
+        metavar="Å",
+        help="refuse structures with two atoms closer than this (default 0.5; 0 disables)",
+    )
+    parser.add_argument("--max-atoms", type=_positive_int, metavar="N", help="refuse larger structures (default 20000)")
+    parser.add_argument(
+        "--max-volume", type=_positive_float, metavar="Å^3", help="refuse larger cells (default 1e6 Å^3)"
+    )
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def _limits(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("min_distance", "max_atoms", "max_volume")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM ends the run like Ctrl-C: cleanup code runs (temporary outputs are removed)."""
+    raise SystemExit(143)
 
 
 @contextlib.contextmanager
@@ -565,7 +602,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name (default: ``sys.argv[1:]``).
 
     Returns:
-        The exit status: 0 success, 1 user error (one line on stderr), 2 usage error.
+        The exit status: 0 success, 1 user error (one line on stderr), 2 usage error, 3 fit failed, 130
+        interrupted, 143 terminated.
     """
     parser = build_parser()
     try:
@@ -574,17 +612,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exc.code) if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if getattr(args, "func", None) is None:
         parser.print_usage(sys.stderr)
-        print(f"{_PROG}: error: a command is required (find, distort, check, verify, modes)", file=sys.stderr)
+        print(f"{_PROG}: error: a command is required (find, distort, check, verify, modes, screen)", file=sys.stderr)
         return 2
+    import signal
+
+    from matsym.limits import using
+
+    with contextlib.suppress(ValueError):  # only the main thread may set handlers
+        signal.signal(signal.SIGTERM, _terminate)
     try:
-        with _collect_warnings() as caught:
+        with _collect_warnings() as caught, using(**_limits(args)):
             status = args.func(args)
+    except OutputExistsError as exc:
+        where = exc.path if exc.path is not None else "an output"
+        print(f"{_PROG}: error: cannot write {where}: it exists; pass --force to overwrite", file=sys.stderr)
+        return 1
     except (MatsymError, OSError) as exc:
         print(f"{_PROG}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"{_PROG}: error: out of memory; lower --max-atoms / --max-volume or use a smaller cell", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"{_PROG}: interrupted", file=sys.stderr)
         return 130
+    except SystemExit as exc:
+        if exc.code != 143:
+            raise
+        print(f"{_PROG}: terminated", file=sys.stderr)
+        return 143
     shown = set()
     for w in caught:
         text = " ".join(str(w.message).split())

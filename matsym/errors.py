@@ -14,6 +14,7 @@ __all__ = [
     "InputError",
     "IrrepsError",
     "MatsymError",
+    "OutputExistsError",
     "RegistrationError",
     "ResultError",
     "SearchError",
@@ -40,6 +41,14 @@ class DisorderError(StructureError):
 
 class FileFormatError(MatsymError, ValueError):
     """A file is missing, unreadable, or in a format matsym cannot read."""
+
+
+class OutputExistsError(FileFormatError):
+    """An output file exists and overwriting was not asked for (``path`` is the file)."""
+
+    def __init__(self, message: str, *, path: object = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 class CutoffError(MatsymError, ValueError):

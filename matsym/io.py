@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from matsym.errors import DisorderError, FileFormatError, MatsymError, StructureError
+from matsym.errors import DisorderError, FileFormatError, MatsymError, OutputExistsError, StructureError
 
 if TYPE_CHECKING:
     from ase import Atoms
@@ -66,6 +66,7 @@ _SUFFIXES = {
 }
 _MIN_VOLUME = 1e-3  # Å^3
 _MAX_COND = 1e8
+_MAX_CELLS_AWAY = 100.0  # largest |fractional coordinate| accepted
 
 
 def _supported() -> str:
@@ -115,7 +116,7 @@ def load_structure(
     obj: Any,
     *,
     validate: bool = True,
-    min_distance: float = 0.5,
+    min_distance: float | None = None,
     fmt: str | None = None,
 ) -> Structure | Molecule:
     """Read or convert ``obj`` into a pymatgen Structure (periodic) or Molecule (finite point cloud).
@@ -130,7 +131,8 @@ def load_structure(
             module docstring).
         validate: Run :func:`validate_structure` on the result.
         min_distance: Smallest allowed distance between two atoms in Å (periodic images included), used when
-            ``validate`` is True.
+            ``validate`` is True; default: :func:`matsym.limits.current` (0.5 Å unless changed). Validation also
+            bounds the number of sites and the cell volume (:mod:`matsym.limits`).
         fmt: Force a file format (``"cif"``, ``"poscar"``, ``"extxyz"``, ``"json"``) instead of guessing it
             from the file name. Only used for paths.
 
@@ -166,7 +168,10 @@ def load_structure(
             f"path to a structure file; got {type(obj).__name__}"
         )
     if validate:
-        validate_structure(s, min_distance=min_distance)
+        from matsym.limits import check_size, current
+
+        check_size(s, what=str(obj) if isinstance(obj, (str, os.PathLike)) else "structure")
+        validate_structure(s, min_distance=current().min_distance if min_distance is None else min_distance)
     return s
 
 
@@ -233,57 +238,71 @@ def _from_atoms(atoms: Atoms) -> Structure | Molecule:
 
 
 def _from_dict(d: dict, *, where: str) -> Structure | Molecule:
-    from pymatgen.core import Molecule, Structure
+    from matsym.safejson import structure_from_dict
 
-    cls_name = d.get("@class")
-    try:
-        with warnings.catch_warnings(), np.errstate(all="ignore"):
-            warnings.simplefilter("ignore")
-            if cls_name in ("Structure", "IStructure") or (cls_name is None and "lattice" in d):
-                return Structure.from_dict(d)
-            if cls_name in ("Molecule", "IMolecule") or (cls_name is None and "sites" in d):
-                return Molecule.from_dict(d)
-    except Exception as exc:
-        raise FileFormatError(f"cannot read a structure from {where}: {_one_line(exc)}") from exc
-    raise FileFormatError(
-        f"cannot read a structure from {where}: expected a pymatgen Structure.as_dict() or "
-        f"Molecule.as_dict(), got a dictionary with @class={cls_name!r} and keys {sorted(d)[:8]}"
-    )
+    # a cleaned copy: site properties plain data only, so that monty's decoder imports nothing the data names
+    return structure_from_dict(d, where=f"cannot read a structure from {where}")
 
 
 def _read_file(path: str | os.PathLike, fmt: str | None) -> Structure | Molecule:
+    from matsym.safejson import read_regular_file
+
     p = Path(path)
-    if not p.exists():
-        raise FileFormatError(f"cannot read structure: no such file: {p}")
     if p.is_dir():
         raise FileFormatError(f"cannot read structure: {p} is a directory, expected a file")
     kind = detect_format(p, fmt)
+    # regular files only (a FIFO would hang, /dev/zero fill the memory), of bounded size
+    text = read_regular_file(p, what="structure").decode("utf-8", errors="replace")
     try:
         if kind == "cif":
-            return _read_cif(p)
-        if kind == "poscar":
-            return _read_poscar(p)
-        if kind == "extxyz":
-            return _read_extxyz(p)
-        return _read_json(p)
+            s = _read_cif(p, text)
+        elif kind == "poscar":
+            s = _read_poscar(p, text)
+        elif kind == "extxyz":
+            s = _read_extxyz(p, text)
+        else:
+            s = _read_json(p, text)
     except MatsymError:
         raise
     except Exception as exc:
         raise FileFormatError(
             f"cannot read {p} as {kind}: {_one_line(exc)} (supported formats: {_supported()})"
         ) from exc
+    _check_handedness(s, p)
+    return s
 
 
-def _read_cif(p: Path) -> Structure:
+def _check_handedness(s: Any, p: Path) -> None:
+    from pymatgen.core import IStructure
+
+    if isinstance(s, IStructure):
+        with np.errstate(all="ignore"):
+            det = float(np.linalg.det(np.asarray(s.lattice.matrix, dtype=np.float64)))
+        if det < 0:
+            raise StructureError(
+                f"{p}: the lattice vectors are left-handed (determinant {det:.6g} Å^3); expected a right-handed "
+                "cell: swap two lattice vectors (and their fractional coordinates) or negate one"
+            )
+
+
+def _read_cif(p: Path, text: str) -> Structure:
     from pymatgen.io.cif import CifFile, CifParser
 
-    text = p.read_text(encoding="utf-8", errors="replace")
+    from matsym.cif_checks import check_cif_cells, explain_cif_failure
+
     # pymatgen warns freely while parsing CIFs (missing symmetry keys, rounding of occupancies, ...).
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        parser = CifParser(_stdio.StringIO(text))
-        structures = parser.parse_structures(primitive=False, on_error="raise")
         blocks = list(CifFile.from_str(text).data.values())
+        check_cif_cells(blocks, p)  # lengths > 0, angles in (0, 180), a cell with volume: before pymatgen guesses
+        parser = CifParser(_stdio.StringIO(text))
+        try:
+            structures = parser.parse_structures(primitive=False, on_error="raise")
+        except (ValueError, KeyError, IndexError, TypeError, ArithmeticError):
+            better = explain_cif_failure(blocks, p)
+            if better is not None:
+                raise better from None
+            raise
     if not structures:
         raise FileFormatError(f"cannot read {p} as cif: no structure found in the file")
     return _in_file_order(structures[0], blocks)
@@ -312,12 +331,15 @@ def _in_file_order(structure: Structure, blocks: list) -> Structure:
     return Structure.from_sites([structure[i] for i in order], properties=structure.properties)
 
 
-def _read_poscar(p: Path) -> Structure:
+def _read_poscar(p: Path, text: str) -> Structure:
     from pymatgen.io.vasp import Poscar
 
+    from matsym.cif_checks import check_poscar_counts
+
+    check_poscar_counts(text, p)  # counts against the coordinate lines that follow
     with warnings.catch_warnings(record=True) as caught, np.errstate(all="ignore"):
         warnings.simplefilter("always")
-        poscar = Poscar.from_file(p, check_for_potcar=False, read_velocities=False)
+        poscar = Poscar.from_str(text, read_velocities=False)
     for w in caught:
         if "cannot be determined" in str(w.message):
             raise FileFormatError(
@@ -327,17 +349,24 @@ def _read_poscar(p: Path) -> Structure:
     return poscar.structure
 
 
-def _read_extxyz(p: Path) -> Structure | Molecule:
+def _read_extxyz(p: Path, text: str) -> Structure | Molecule:
     import ase.io
+
+    from matsym.cif_checks import check_xyz_header
+    from matsym.limits import current
+
+    check_xyz_header(text, p, current().max_atoms)  # a count beyond the file made ASE loop for hours
 
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        atoms = ase.io.read(p, index=0, format="extxyz")
+        atoms = ase.io.read(_stdio.StringIO(text), index=0, format="extxyz")
     return _from_atoms(atoms)
 
 
-def _read_json(p: Path) -> Structure | Molecule:
-    d = json.loads(p.read_text(encoding="utf-8"))
+def _read_json(p: Path, text: str) -> Structure | Molecule:
+    from matsym.safejson import loads
+
+    d = loads(text, where=f"cannot read {p} as json")
     if not isinstance(d, dict):
         raise FileFormatError(
             f"cannot read {p} as json: expected an object (Structure.as_dict()), got {type(d).__name__}"
@@ -417,6 +446,16 @@ def _validated_positions(s: Any, *, min_distance: float, check_order: bool) -> n
                 "non-finite (NaN or inf) coordinates: expected finite Cartesian coordinates in Å, got them "
                 f"at site(s) {_first_rows(bad)}"
             )
+        if periodic:
+            # pymatgen's neighbour search bins the span of the coordinates: a fractional coordinate of 1e11 (found by
+            # make fuzz in a POSCAR) asked for more than 10 GB
+            far = np.abs(np.asarray(s.frac_coords, dtype=np.float64)).max(axis=1) > _MAX_CELLS_AWAY
+            if far.any():
+                raise StructureError(
+                    f"site(s) {_first_rows(far)} lie more than {_MAX_CELLS_AWAY:g} cells from the unit cell "
+                    f"(fractional coordinates up to {np.abs(s.frac_coords).max():.4g}); expected fractional "
+                    f"coordinates within ±{_MAX_CELLS_AWAY:g}"
+                )
 
     for i, site in enumerate(s if check_order else ()):
         if not site.is_ordered:
@@ -552,11 +591,11 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, force: bool = False
         FileFormatError: ``path`` exists and ``force`` is False, is a directory, or cannot be written.
     """
     p = Path(path)
-    exists_msg = f"cannot write {p}: it exists; pass force=True / --force to overwrite"
+    exists_msg = f"cannot write {p}: it exists; pass force=True to overwrite"
     if p.is_dir():
         raise FileFormatError(f"cannot write {p}: it is a directory, expected a file name")
     if not force and (p.exists() or p.is_symlink()):
-        raise FileFormatError(exists_msg)
+        raise OutputExistsError(exists_msg, path=p)
     folder = p.parent if str(p.parent) else Path(".")
     if not folder.is_dir():
         raise FileFormatError(f"cannot write {p}: folder {folder} does not exist")
@@ -577,10 +616,10 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, force: bool = False
             try:
                 os.link(tmp, p)  # atomic and never clobbers
             except FileExistsError:
-                raise FileFormatError(exists_msg) from None
+                raise OutputExistsError(exists_msg, path=p) from None
             except OSError:  # file systems without hard links
                 if p.exists():
-                    raise FileFormatError(exists_msg) from None
+                    raise OutputExistsError(exists_msg, path=p) from None
                 os.replace(tmp, p)
     except FileFormatError:
         raise

@@ -1,18 +1,20 @@
 """Results of order-parameter searches: frozen dataclasses with versioned JSON round trips.
 
-Nothing here executes code on load: JSON is parsed with :mod:`json`, structures are rebuilt from their pymatgen
-dicts, and network weights (optional, separate file) are read with :mod:`safetensors`.
+Nothing here executes code on load: JSON is parsed with :mod:`json` (regular files only, bounded size, no NaN),
+validated (:mod:`matsym._validate`), structures are rebuilt from cleaned copies of their pymatgen dicts
+(:mod:`matsym.safejson`: site properties plain data only), and network weights (optional, separate file) are read
+with :mod:`safetensors`.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
 
-from matsym.errors import FileFormatError, ResultError
+from matsym.errors import MatsymError, ResultError
 
 __all__ = ["SCHEMA_VERSION", "CurieReport", "OrderParameterResult"]
 
@@ -23,13 +25,12 @@ def _structure_to_dict(s) -> dict | None:
     return None if s is None else s.as_dict()
 
 
-def _structure_from_dict(d: dict | None):
+def _structure_from_dict(d: dict | None, where: str = "structure"):
     if d is None:
         return None
-    from pymatgen.core import Molecule, Structure
+    from matsym.safejson import structure_from_dict
 
-    cls = Molecule if d.get("@class") == "Molecule" else Structure
-    return cls.from_dict(d)
+    return structure_from_dict(d, where=where)  # imports nothing the file names
 
 
 @dataclass(frozen=True)
@@ -146,6 +147,11 @@ class OrderParameterResult:
     schema_version: int = SCHEMA_VERSION
 
     # ----------------------------------------------------------------- derived views
+    @property
+    def fit_failed(self) -> bool:
+        """True when the search ran but its decoded displacements miss the target (``metrics["fit_failed"]``)."""
+        return bool(self.metrics.get("fit_failed", False))
+
     def irrep_fractions(self, site: int | None = None) -> dict[str, float]:
         """Share of the squared norm of the order parameter per irrep (one site, or all sites together)."""
         w = self.irrep_weights if site is None else self.irrep_weights[[site]]
@@ -170,6 +176,12 @@ class OrderParameterResult:
         if self.nothing_to_find:
             lines.append("Target equals the parent within tolerance: there is nothing to find (no symmetry breaking).")
             return "\n".join(lines)
+        if self.fit_failed:
+            lines.append(
+                "FIT FAILED: the decoded displacements miss the target (error above "
+                f"{100 * self.metrics.get('fit_failed_above', float('nan')):.3g}% of the RMS target displacement); "
+                "the order parameter below does not describe this distortion"
+            )
         if self.curie is not None:
             lines.append(f"Without order parameter: {self.curie.verdict}")
         m = self.metrics
@@ -239,12 +251,17 @@ class OrderParameterResult:
             raise ResultError(
                 f"result schema version {version!r} is not supported (this matsym reads {SCHEMA_VERSION})"
             )
+        from matsym._validate import check_result_dict, clean_registration
+
+        check_result_dict(d)  # schema, shapes, finite numbers, sizes; unknown keys are left alone
         try:
             kwargs = {}
             for f in fields(cls):
+                if f.name not in d and (f.default is not MISSING or f.default_factory is not MISSING):
+                    continue  # optional field, absent from older files
                 v = d.get(f.name)
                 if f.name in ("parent", "target", "predicted_structure"):
-                    v = _structure_from_dict(v)
+                    v = _structure_from_dict(v, where=f"result {f.name}")
                 elif f.name == "curie":
                     v = None if v is None else CurieReport.from_dict(v)
                 elif f.name in ("sites", "groups"):
@@ -257,13 +274,15 @@ class OrderParameterResult:
                     v = tuple(v)
                 elif f.name == "notes":
                     v = tuple(str(n) for n in (v or ()))
-                elif f.name == "registration" and v is None:
-                    v = {}
+                elif f.name == "registration":
+                    v = clean_registration(v)
                 elif f.name in ("predicted_strain", "target_strain") and v is not None:
                     v = np.asarray(v, dtype=np.float64).reshape(3, 3)
                 kwargs[f.name] = v
             return cls(**kwargs)
-        except (KeyError, TypeError, ValueError) as exc:
+        except MatsymError as exc:
+            raise ResultError(f"malformed {cls.__name__} JSON: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise ResultError(f"malformed {cls.__name__} JSON: {exc}") from None
 
     def to_json(self, path, *, force: bool = False) -> Path:
@@ -277,14 +296,9 @@ class OrderParameterResult:
     @classmethod
     def from_json(cls, path) -> OrderParameterResult:
         """Read a result written by :meth:`to_json` (plain JSON; executes nothing)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileFormatError(f"no such result file: {path}")
-        try:
-            d = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise FileFormatError(f"{path}: not a JSON result file ({exc})") from None
-        return cls.from_dict(d)
+        from matsym.safejson import load_json_file
+
+        return cls.from_dict(load_json_file(path, what="result"))
 
 
 def json_default(o):

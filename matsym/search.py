@@ -27,12 +27,25 @@ import numpy as np
 import torch
 
 from matsym._adam import Adam
-from matsym.errors import InputError, RegistrationError, SearchError
+from matsym._validate import check_search_arguments
+from matsym.errors import InputError, RegistrationError, ResultError, SearchError
 from matsym.model import EdgeGeometry, EquivariantNetwork, NetworkConfig
 from matsym.order_parameter import DEFAULT_IRREPS, OrderParameter, OrderParameterSpec
 from matsym.result import CurieReport, OrderParameterResult
 
-__all__ = ["OrderParameterSearch", "Problem", "SearchConfig", "curie_check", "prepare_problem", "search_arguments"]
+#: Decoded-displacement error (RMS error / RMS target displacement) above which a search counts as failed. Converged
+#: searches of the examples end below 5 %; a search whose irreps cannot describe the distortion ends near 100 %.
+FIT_FAILED_ERROR = 0.2
+
+__all__ = [
+    "FIT_FAILED_ERROR",
+    "OrderParameterSearch",
+    "Problem",
+    "SearchConfig",
+    "curie_check",
+    "prepare_problem",
+    "search_arguments",
+]
 
 
 @dataclass(frozen=True)
@@ -345,6 +358,7 @@ class OrderParameterSearch:
                 f"unknown search settings {sorted(unknown)}; valid: {sorted(SearchConfig.__dataclass_fields__)}"
             )
         self.config = replace(config, seed=seed, **overrides)
+        check_search_arguments(self.config, irreps=irreps, sites=sites, tie=tie, sparsity=sparsity, l_penalty=l_penalty)
         if self.config.dtype not in ("float32", "float64"):
             raise SearchError(f"dtype: expected 'float32' or 'float64', got {self.config.dtype!r}")
         if self.config.signal_lmax < 1:
@@ -789,6 +803,11 @@ class OrderParameterSearch:
                     "strain_spacing": term.spacing,
                 }
             )
+        # a fit that misses the target is an outcome of its own (CLI exit status 3), not a result to trust
+        fitted = nothing or (curie is not None and curie.compatible)
+        error = metrics.get("fit_error_ratio", metrics["displacement_error_ratio"])  # with the strain where fitted
+        metrics["fit_failed"] = bool(not fitted and not error <= FIT_FAILED_ERROR)
+        metrics["fit_failed_above"] = FIT_FAILED_ERROR
         settings = {
             "spec": self.spec.as_dict(),
             "config": self.config.as_dict(),
@@ -836,11 +855,30 @@ class OrderParameterSearch:
 
     def load_weights(self, path) -> None:
         """Load weights written by :meth:`save_weights` (safetensors: reading executes no code)."""
-        from safetensors.torch import load_file
+        from safetensors.torch import load
 
-        state = load_file(str(path))
-        theta = state.pop("order_parameter.theta")
-        self.network.load_state_dict(state)
+        from matsym.safejson import read_regular_file
+
+        data = read_regular_file(path, what="weights")  # a regular file of bounded size
+        try:
+            state = load(data)
+        except Exception as exc:  # safetensors raises its own SafetensorError for a malformed header
+            reason = " ".join(str(exc).split())
+            raise ResultError(f"cannot read weights {path}: not a safetensors file ({reason})") from None
+        theta = state.pop("order_parameter.theta", None)
+        if theta is None or tuple(theta.shape) != tuple(self.order_parameter.theta.shape):
+            shape = None if theta is None else list(theta.shape)
+            raise ResultError(
+                f"cannot load weights {path}: expected order_parameter.theta of shape "
+                f"{list(self.order_parameter.theta.shape)}, got {shape} (weights of another search?)"
+            )
+        try:
+            self.network.load_state_dict(state)
+        except (RuntimeError, ValueError, TypeError) as exc:
+            first = str(exc).strip().splitlines()
+            raise ResultError(
+                f"cannot load weights {path}: they do not fit this search's network ({first[0] if first else exc})"
+            ) from None
         with torch.no_grad():
             self.order_parameter.theta.copy_(theta)
 

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pymatgen.transformations.transformation_abc import AbstractTransformation
 
+from matsym._validate import check_distorted
 from matsym.errors import InputError, MatsymError, RegistrationError, ResultError
 
 if TYPE_CHECKING:
@@ -153,7 +154,10 @@ def _difference(s: Any, ref: Any, tol: float) -> str | None:
         lat = np.asarray(s.lattice.matrix, dtype=np.float64)
         ref_lat = np.asarray(ref.lattice.matrix, dtype=np.float64)
         if np.abs(lat - ref_lat).max() > tol:
-            return f"its lattice ({_describe_lattice(lat)}) is not the expected ({_describe_lattice(ref_lat)})"
+            return (
+                f"its lattice vectors differ from the expected ones by up to {np.abs(lat - ref_lat).max():.4g} Å "
+                f"(tol {tol:g} Å): {_describe_lattice(lat)} against {_describe_lattice(ref_lat)}"
+            )
         diff = np.asarray(s.frac_coords) - np.asarray(ref.frac_coords)
         diff -= np.round(diff)
         dist = np.linalg.norm(diff @ ref_lat, axis=1)  # [n]
@@ -335,6 +339,7 @@ class OrderParameterTransformation(_Distortion):
             if self.include_strain:
                 raise InputError("include_strain needs a periodic result; this result is a finite point cloud")
             out = Molecule(species, cart)
+        check_distorted(out, amplitude * disp, amplitude)  # finite, within bounds, no colliding atoms
         self.output_parameters = {
             "amplitude": amplitude,
             "include_strain": self.include_strain,

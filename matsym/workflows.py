@@ -128,14 +128,15 @@ def _mask_json(mask: Any) -> Any:
 def _structure_from_dict(d: Any) -> Structure | Molecule | None:
     if d is None:
         return None
-    from pymatgen.core import IMolecule, IStructure, Molecule, Structure
+    from pymatgen.core import IMolecule, IStructure
 
     if isinstance(d, (IStructure, IMolecule)):
         return d
     if not isinstance(d, dict):
         raise ResultError(f"expected a serialised pymatgen Structure or Molecule, got {type(d).__name__}")
-    cls = Molecule if d.get("@class") == "Molecule" else Structure
-    return cls.from_dict(d)
+    from matsym.safejson import structure_from_dict
+
+    return structure_from_dict(d, where="document structure")  # plain-data properties: nothing imported
 
 
 def _result_from_dict(d: Any) -> OrderParameterResult:

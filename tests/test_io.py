@@ -391,7 +391,7 @@ def test_no_overwrite_without_force(tmp_path):
     write_structure(perovskite(), path)
     before = path.read_text()
     bigger = perovskite(4.2)
-    with pytest.raises(FileFormatError, match=r"out\.cif: it exists; pass force=True / --force to overwrite"):
+    with pytest.raises(FileFormatError, match=r"out\.cif: it exists; pass force=True to overwrite"):
         write_structure(bigger, path)
     assert path.read_text() == before
     write_structure(bigger, path, force=True)
