@@ -25,23 +25,27 @@ is not built and the search is the per-site search unchanged.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
 from e3nn import o3
-from e3nn.io import CartesianTensor
 
 __all__ = ["StrainHead", "StrainTerm", "strain_from_irreps", "strain_to_irreps", "strained"]
 
 STRAIN_IRREPS = "1x0e+1x2e"
 
 
+@functools.cache
 def _change_of_basis() -> np.ndarray:
     """Orthonormal basis of symmetric 3x3 tensors as 0e+2e (e3nn basis, y polar for 2e), float64.  # [6, 3, 3]
 
     Built under a float64 default dtype: e3nn's change of basis in float32 would put 1e-8 rounding into every strain.
+    Built on first use: ``e3nn.io`` imports ``scipy.signal`` (about 1 s), which a search without strain never needs.
     """
+    from e3nn.io import CartesianTensor
+
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
@@ -51,18 +55,16 @@ def _change_of_basis() -> np.ndarray:
     return np.asarray(q, dtype=np.float64)
 
 
-_BASIS = _change_of_basis()
-
 
 def strain_to_irreps(strain: np.ndarray) -> np.ndarray:
     """Symmetric 3x3 strain -> its 0e+2e components (e3nn basis; norm equals the Frobenius norm).  # [6]"""
     eps = np.asarray(strain, dtype=np.float64)
-    return np.einsum("kij,ij->k", _BASIS, 0.5 * (eps + eps.T))
+    return np.einsum("kij,ij->k", _change_of_basis(), 0.5 * (eps + eps.T))
 
 
 def strain_from_irreps(z) -> np.ndarray:
     """0e+2e components (e3nn basis) -> symmetric 3x3 strain.  # [3, 3]"""
-    return np.einsum("kij,k->ij", _BASIS, np.asarray(z, dtype=np.float64))
+    return np.einsum("kij,k->ij", _change_of_basis(), np.asarray(z, dtype=np.float64))
 
 
 def _local_geometry(geometry, lmax: int = 2) -> tuple[torch.Tensor, o3.Irreps]:
