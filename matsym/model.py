@@ -409,8 +409,10 @@ class EquivariantNetwork(torch.nn.Module):
     def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
         """``torch.nn.Module.load_state_dict``, ignoring the constants of e3nn's generated code (keys with
         ``._compiled_main_``: Wigner 3j symbols, not weights), which weights saved before that code was generated
-        lazily (:mod:`matsym._lean_e3nn`) contain."""
-        state = {k: v for k, v in state_dict.items() if "._compiled_main_" not in k}
+        lazily (:mod:`matsym._lean_e3nn`) contain. Modules built with e3nn's generated code (the strain head of
+        :mod:`matsym.strain`) keep those constants as buffers: theirs are loaded as usual."""
+        own = self.state_dict(keep_vars=True)
+        state = {k: v for k, v in state_dict.items() if "._compiled_main_" not in k or k in own}
         return super().load_state_dict(state, strict=strict, assign=assign)
 
     @property

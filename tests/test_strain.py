@@ -188,3 +188,15 @@ def test_strain_survives_the_smallest_repeating_cell():
     abc = sorted(result.predicted_structure.lattice.abc)
     target_abc = sorted(big.lattice.abc)
     assert np.allclose(np.array(abc) / abc[0], np.array(target_abc) / target_abc[0], atol=2e-3)
+
+
+def test_network_with_strain_head_reloads_its_own_weights():
+    """The search snapshots and restores its network (prune); the strain head's e3nn constants must survive that."""
+    parent, target, _ = _cases()["fct"]
+    search = OrderParameterSearch(parent, target, irreps=IRREPS)
+    assert search.strain_term is not None
+    state = {k: v.clone() for k, v in search.network.state_dict().items()}
+    assert any("strain_head" in k and "._compiled_main_" in k for k in state)
+    search.network.load_state_dict(state)
+    for k, v in search.network.state_dict().items():
+        assert torch.equal(v, state[k])
