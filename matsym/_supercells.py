@@ -239,7 +239,7 @@ def _wrap_frac(f: np.ndarray) -> np.ndarray:
     return f - np.floor(f + 0.5)
 
 
-def _row_basis(vectors: np.ndarray) -> np.ndarray:
+def integer_row_basis(vectors: np.ndarray) -> np.ndarray:
     """Three integer rows spanning the same Z-lattice as the integer ``vectors`` (full rank); [3, 3]."""
     rows = [list(map(int, v)) for v in vectors]
     basis = []
@@ -278,7 +278,7 @@ def primitive_basis(translations: np.ndarray, lat: np.ndarray) -> np.ndarray:
     scaled = np.round(np.concatenate([np.eye(3), t]) * k).astype(np.int64)
     if not np.allclose(scaled, np.concatenate([np.eye(3), t]) * k, atol=1e-3 * k):
         raise ValueError("translations are not multiples of 1/k")
-    basis = _row_basis(scaled) / k
+    basis = integer_row_basis(scaled) / k
     if abs(abs(np.linalg.det(basis)) - 1.0 / k) > 1e-9:
         raise ValueError(f"translations do not form a group of order {k}")
     if np.linalg.det(basis) < 0:

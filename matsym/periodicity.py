@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from matsym._supercells import integer_row_basis
+
 if TYPE_CHECKING:
     from pymatgen.core import Structure
 
@@ -142,7 +144,7 @@ def _translation_lattice(frac, species, lat, rare, tol) -> np.ndarray:
         if _in_lattice(scaled[k], basis):
             continue
         if maps(cand[k : k + 1], everything)[0]:
-            basis = _integer_basis(np.vstack([basis, scaled[k]]))
+            basis = integer_row_basis(np.vstack([basis, scaled[k]]))
             if abs(round(np.linalg.det(basis.astype(np.float64)))) == c**2:  # c translations: cannot shrink more
                 break
     return basis
@@ -151,28 +153,6 @@ def _translation_lattice(frac, species, lat, rare, tol) -> np.ndarray:
 def _in_lattice(v: np.ndarray, basis: np.ndarray) -> bool:
     coef = np.linalg.solve(basis.T.astype(np.float64), v.astype(np.float64))
     return bool(np.allclose(coef, np.round(coef), atol=1e-6))
-
-
-def _integer_basis(rows: np.ndarray) -> np.ndarray:
-    """Basis (3 rows) of the integer lattice spanned by ``rows`` (full rank), by column-wise Euclid."""
-    work = [[int(x) for x in r] for r in rows]
-    basis = []
-    for col in range(3):
-        while True:
-            nonzero = [r for r in work if r[col] != 0]
-            if len(nonzero) <= 1:
-                break
-            pivot = min(nonzero, key=lambda r: abs(r[col]))
-            for r in nonzero:
-                if r is not pivot:
-                    q = r[col] // pivot[col]
-                    for i in range(3):
-                        r[i] -= q * pivot[i]
-        nonzero = [r for r in work if r[col] != 0]
-        pivot = nonzero[0]
-        basis.append(pivot)
-        work = [r for r in work if r is not pivot]
-    return np.array(basis, dtype=np.int64)
 
 
 def repeating_cell_on(structure: Structure, small_lattice: np.ndarray, tol: float = 1e-3) -> RepeatingCell | None:
