@@ -193,12 +193,12 @@ class Registration:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Registration:
-        """Inverse of :meth:`as_dict`.
+        """Inverse of :meth:`as_dict`; structures are rebuilt without importing anything the record names.
 
         Raises:
             RegistrationError: a field is missing.
         """
-        from pymatgen.core import Structure
+        from matsym.safejson import structure_from_dict
 
         optional = {"parent_reduction", "timings"}  # added later: older records lack them
         names = [f.name for f in dataclasses.fields(cls) if f.name in d or f.name not in optional]
@@ -210,7 +210,7 @@ class Registration:
         for name in names:
             value = d[name]
             if name in ("parent", "target", "parent_input"):
-                kwargs[name] = Structure.from_dict(value)
+                kwargs[name] = structure_from_dict(value, where=f"registration {name}")
             elif name in ("rms_displacement", "max_displacement"):
                 kwargs[name] = float(value)
             elif name in optional:

@@ -212,3 +212,19 @@ def test_large_tilts_pass_default_limits():
     reg = register(cubic_perovskite(), t)
     assert 0.6 < reg.max_displacement < 1.0
     np.testing.assert_allclose(reg.displacements, _known_displacements(p, t), atol=1e-6)
+
+
+def test_registration_record_is_read_without_importing_what_it_names(tmp_path, monkeypatch):
+    """A stored registration whose site carries a monty-tagged property must not import the module it names."""
+    import sys
+
+    planted = "matsym_planted_registration_module"
+    (tmp_path / f"{planted}.py").write_text("raise SystemExit('imported')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    d = register(cubic_perovskite(), cubic_perovskite()).as_dict()
+    d = json.loads(json.dumps(d))
+    d["parent"]["sites"][0]["properties"] = {"evil": {"@module": planted, "@class": "X"}}
+    with pytest.warns(UserWarning):
+        rebuilt = Registration.from_dict(d)
+    assert planted not in sys.modules
+    assert "evil" not in rebuilt.parent.site_properties
