@@ -54,6 +54,7 @@ def _time_find(tree: Path, parent: Path, target: Path, out: Path) -> float:
     proc = subprocess.run(
         [sys.executable, "-m", "matsym", "find", str(parent), str(target), "--out", str(out), "--force"],
         env=env,
+        cwd=out.parent,  # not the repository root: ``python -m`` puts the working directory before PYTHONPATH
         capture_output=True,
         text=True,
     )
