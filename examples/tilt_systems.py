@@ -21,26 +21,11 @@ import sys
 import time
 from pathlib import Path
 
+from matsym.screening_set import TILT_SYSTEMS
+
 NAME = "tilt_systems"
 QUICK = {"fit_steps": 40, "max_steps": 40, "search_steps": 20, "polish_steps": 20}
-UNEQUAL = [5.0, 6.0, 7.0]
-
-# Glazer symbol -> tilt angles (degrees, about x, y, z)
-CASES = {
-    "a0a0c-": 8.0,
-    "a0a0c+": 8.0,
-    "a-a-a-": 6.0,
-    "a+a+a+": 6.0,
-    "a+b-b-": 8.0,
-    "a0b-b-": 7.0,
-    "a0b+b+": [0.0, 6.0, 6.0],
-    "a0b+c-": [0.0, 6.0, 7.0],
-    "a0b-c-": [0.0, 6.0, 7.0],
-    "a+b+c-": UNEQUAL,
-    "a+b-c-": UNEQUAL,
-    "a-b-c-": UNEQUAL,
-    "a+b+c+": UNEQUAL,
-}
+CASES = TILT_SYSTEMS  # Glazer symbol -> tilt angles (degrees, about x, y, z); shared with matsym screen's set
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
