@@ -37,26 +37,13 @@ LIMITS = {"pnma-444": 15.0, "p4mm-10": 60.0, "antiphase-16": 30.0, "antiphase-32
 
 
 def antiphase_pair(repeat: tuple[int, int, int]):
-    """Parent and antiphase target on ``repeat`` x the 20-atom a+b-b- cell; displacements reversed where the
-    first cell index is >= repeat[0] / 2."""
-    import numpy as np
-    from pymatgen.core import Structure
+    """Parent and antiphase target on ``repeat`` x the 20-atom a+b-b- cell.
 
-    from matsym.structures import tilted_perovskite
+    Built by :func:`matsym.structures.antiphase_perovskite`.
+    """
+    from matsym.structures import antiphase_perovskite
 
-    parent, target = tilted_perovskite("a+b-b-", 8.0)
-    p = parent.make_supercell(repeat, in_place=False)
-    first = np.floor(p.frac_coords[:, 0] * repeat[0] + 1e-9)
-    sign = np.where(first >= repeat[0] // 2, -1.0, 1.0)
-    # each supercell site takes the displacement of the 20-atom site it repeats (minimal image)
-    d20 = target.frac_coords - parent.frac_coords
-    d20 = (d20 - np.round(d20)) @ parent.lattice.matrix
-    f = p.cart_coords @ np.linalg.inv(parent.lattice.matrix)
-    d = f[:, None, :] - parent.frac_coords[None, :, :]
-    d -= np.round(d)
-    disp = d20[np.argmin(np.linalg.norm(d @ parent.lattice.matrix, axis=2), axis=1)]
-    anti = Structure(p.lattice, p.species, p.cart_coords + sign[:, None] * disp, coords_are_cartesian=True)
-    return p, anti
+    return antiphase_perovskite(repeat)
 
 
 def write_cases(folder: Path, names: list[str]) -> dict[str, tuple[Path, Path]]:

@@ -35,6 +35,7 @@ from pymatgen.core import Lattice, Molecule, Structure
 from matsym.errors import StructureError
 
 __all__ = [
+    "antiphase_perovskite",
     "cubic_perovskite",
     "glazer_phases",
     "jahn_teller_perovskite",
@@ -555,3 +556,29 @@ def square_rectangle(elongation: float = 0.2, side: float = 2.0) -> tuple[Molecu
     if not np.isfinite(elongation) or side * (1.0 + elongation) <= 0:
         raise StructureError(f"elongation must be finite and > -1, got {elongation!r}")
     return square(side), rectangle(side * (1.0 + elongation), side)
+
+
+def antiphase_perovskite(repeat: Sequence[int], glazer: str = "a+b-b-", angles_deg: float = 8.0):
+    """Parent and antiphase-domain target on ``repeat`` x the tilted cell of ``tilted_perovskite(glazer, ...)``.
+
+    Every displacement is reversed where the first cell index is >= ``repeat[0] // 2``: two domains of opposite
+    order parameter, so the distortion has no period shorter than the whole cell along the first axis. Each
+    supercell site takes the displacement of the small-cell site it repeats (minimal image), so parent and target
+    list the same sites in the same order.
+
+    Returns:
+        ``(parent, target)`` on the supercell.
+    """
+    repeat = tuple(int(n) for n in repeat)
+    parent, target = tilted_perovskite(glazer, angles_deg)
+    p = parent.make_supercell(repeat, in_place=False)
+    first = np.floor(p.frac_coords[:, 0] * repeat[0] + 1e-9)
+    sign = np.where(first >= repeat[0] // 2, -1.0, 1.0)
+    d_small = target.frac_coords - parent.frac_coords
+    d_small = (d_small - np.round(d_small)) @ parent.lattice.matrix
+    f = p.cart_coords @ np.linalg.inv(parent.lattice.matrix)
+    d = f[:, None, :] - parent.frac_coords[None, :, :]
+    d -= np.round(d)
+    disp = d_small[np.argmin(np.linalg.norm(d @ parent.lattice.matrix, axis=2), axis=1)]
+    anti = Structure(p.lattice, p.species, p.cart_coords + sign[:, None] * disp, coords_are_cartesian=True)
+    return p, anti

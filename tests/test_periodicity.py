@@ -12,7 +12,7 @@ import pytest
 from pymatgen.core import Structure
 
 from matsym.periodicity import smallest_repeating_cell
-from matsym.structures import polar_perovskite, tilted_perovskite
+from matsym.structures import antiphase_perovskite, polar_perovskite, tilted_perovskite
 
 
 def _shuffled(s: Structure, rng: np.random.Generator) -> Structure:
@@ -61,17 +61,7 @@ def test_broken_translation_is_kept(rng):
 def test_antiphase_pair_keeps_only_its_true_period():
     """Tilts reversed in one half along x of a 4 x 2 x 2 Pnma stack: the period along x is the whole cell, while
     the repeats along y and z are true translations (the 20-atom cell's)."""
-    parent, target = tilted_perovskite("a+b-b-", 8.0)
-    p = parent.make_supercell((4, 2, 2), in_place=False)
-    sign = np.where(np.floor(p.frac_coords[:, 0] * 4 + 1e-9) >= 2, -1.0, 1.0)
-    # each supercell site takes the displacement of the 20-atom site it repeats (minimal image)
-    d20 = target.frac_coords - parent.frac_coords
-    d20 = (d20 - np.round(d20)) @ parent.lattice.matrix
-    f = p.cart_coords @ np.linalg.inv(parent.lattice.matrix)
-    d = f[:, None, :] - parent.frac_coords[None, :, :]
-    d -= np.round(d)
-    disp = d20[np.argmin(np.linalg.norm(d @ parent.lattice.matrix, axis=2), axis=1)]
-    anti = Structure(p.lattice, p.species, p.cart_coords + sign[:, None] * disp, coords_are_cartesian=True)
+    _, anti = antiphase_perovskite((4, 2, 2))
     r = smallest_repeating_cell(anti)
     assert len(r.cell) == 80 and r.n_images == 4
     _assert_rebuilds(anti, r)
