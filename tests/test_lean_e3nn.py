@@ -95,3 +95,22 @@ def test_search_imports_neither_sympy_nor_dynamo():
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["before"] == {"sympy": False, "torch._dynamo": False}
     assert report["same"] and report["sympy"]  # the deferred names load on access
+
+
+def test_memoised_moments_are_e3nns_bit_for_bit():
+    """The shared million samples give e3nn's own ``moment`` exactly, for every activation of the network."""
+    import e3nn.math._normalize_activation as normalize
+
+    from matsym._lean_e3nn import lean_construction
+    from matsym.model import _even_abs
+
+    original = normalize.moment
+    functions = (torch.nn.functional.silu, torch.tanh, torch.sigmoid, _even_abs, torch.abs)
+    for dtype in (torch.float32, torch.float64):
+        expected = [original(f, 2, dtype=dtype) for f in functions]
+        with lean_construction():
+            assert normalize.moment is not original  # the memoising version is in place
+            got = [normalize.moment(f, 2, dtype=dtype) for f in functions]
+        assert normalize.moment is original
+        for f, e, g in zip(functions, expected, got, strict=True):
+            assert g.dtype == e.dtype == dtype and torch.equal(g, e), (f, dtype, float(g), float(e))
