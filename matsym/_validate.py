@@ -177,7 +177,7 @@ def _number(name: str, value: Any, *, low: float = 0.0, integer: bool = False, a
 
 
 _INT_FIELDS = {"fit_steps": 0, "max_steps": 1, "search_steps": 0, "polish_steps": 0, "patience": 1, "max_decays": 0}
-_INT_FIELDS |= {"span_steps": 0, "signal_lmax": 1}
+_INT_FIELDS |= {"span_steps": 0, "signal_lmax": 1, "pace_window": 0}
 _FLOAT_FIELDS = ("model_lr", "op_lr", "rel_tol", "decay", "stage_loss", "span_tol", "search_loss", "prune_share")
 _FLOAT_FIELDS += ("prune_tolerance", "prune_loss", "converged_loss", "compatible_error", "nothing_tol")
 

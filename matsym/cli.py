@@ -439,7 +439,8 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=_positive_int,
         metavar="N",
-        help="torch threads of the search (default 1; large cells run faster with more, small ones do not)",
+        help="torch threads of the search (default: 1 on small graphs, torch's thread count on graphs of 2,000 "
+        "edges or more, where more threads pay)",
     )
     _add_tolerances(parser)
     parser.add_argument(

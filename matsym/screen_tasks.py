@@ -253,6 +253,7 @@ def run_pair(task: Mapping[str, Any]) -> dict[str, Any]:
             search.pop("sites", None), search.pop("irreps", None), search.pop("tie", "none"),
             search.pop("mask", None), search,
         )  # fmt: skip
+        kwargs.setdefault("threads", 1)  # one torch thread per search: a worker's threads run other pairs
         result = OrderParameterSearch(parent, target, **kwargs).run(progress=False)
         fractions = result.irrep_fractions() if result.irrep_weights.size else {}
         dominant = max(fractions, key=fractions.get) if fractions and max(fractions.values()) > 0 else None

@@ -37,6 +37,11 @@ from matsym.result import CurieReport, OrderParameterResult
 #: searches of the examples end below 5 %; a search whose irreps cannot describe the distortion ends near 100 %.
 FIT_FAILED_ERROR = 0.2
 
+#: Graphs with at least this many edges run on all of torch's threads when ``SearchConfig.threads`` is ``"auto"``
+#: (smaller ones on one: a second thread costs more than it gains there). Measured with
+#: ``benchmarks/bench_threads.py``: see its docstring for the figures.
+AUTO_THREADS_EDGES = 2000
+
 __all__ = [
     "FIT_FAILED_ERROR",
     "OrderParameterSearch",
@@ -91,24 +96,14 @@ class SearchConfig:
         prune_tolerance: a cut is kept if the loss ends at most this factor above the loss before it ...
         prune_loss: ... or below this loss ratio.
         converged_loss: loss ratio below which a phase stops early.
-        compatible_error: decoded-displacement error ratio up to which the Curie check calls the data compatible.
-        nothing_tol: largest target displacement (Å) that still counts as "no distortion".
-        threads: torch threads during the search (1 is steady on shared machines and no slower on small cells;
-            large cells gain from more: 1.5-1.6x with 2 at 1,280 atoms; None leaves torch's setting);
-            subnormal floats are flushed to zero during the search too (see ``OrderParameterSearch.runtime``).
-        device: torch device of the network and its inputs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...). Results
-            and saved weights are always returned on the CPU.
-        ltol: registration: largest principal strain of the target cell against the parent supercell.
-        angle_tol: registration: largest change of an angle between two directions by that strain, degrees.
-        graph_backend: neighbour library of the graph (:func:`matsym.graph.build_graph`): ``"auto"``, ``"vesin"``,
-            ``"pymatgen"`` or ``"torch-cluster"`` (the ``cluster`` extra); all give the same graph.
-        strain_weight: relative weight ``w`` of the target's strain against its displacements: a strain ``eps``
-            counts like a displacement of ``|eps| * ell`` on every site, ``ell = (V/N)^(1/3)`` (see
-            :mod:`matsym.strain`).
-        reduce_cell: search a target that repeats with a smaller period than its cell on its smallest repeating
-            cell and map the result back (:mod:`matsym.reduction`); applies when sites are chosen by species (or
-            all) and ``tie`` is ``"none"`` or ``"all"``.
-        reduce_tol: translation tolerance (Å) of that reduction.
+        pace_window: steps over which a phase that must reach a loss (a growth stage: ``stage_loss``; a prune: the
+            loss it must end below to be kept) measures its pace. From ``2 x pace_window`` steps on, the phase ends
+            when the best loss's log-rate of decrease over the last ``pace_window`` steps, held for twice the rest of
+            the budget, would still not reach that loss. 0 disables. The margin of two is measured: growth stages
+            can sit on a plateau and then drop (the order parameter grows exponentially from zero), and a prune
+            kept on the 20-atom a+b-b- cell would have been cut by a margin of one. On the 1,280-atom antiphase
+            pair (320-site search cell) the unreachable L = 0 and L = 1 stages ended after about 60 and 100 steps
+            instead of 310 each.
     """
 
     signal_lmax: int = 3
@@ -137,9 +132,10 @@ class SearchConfig:
     prune_tolerance: float = 2.0
     prune_loss: float = 1e-4
     converged_loss: float = 1e-6
+    pace_window: int = 30
     compatible_error: float = 0.05
     nothing_tol: float = 1e-4
-    threads: int | None = 1
+    threads: int | str | None = "auto"
     device: str = "cpu"
     ltol: float = 0.2
     angle_tol: float = 20.0
@@ -315,6 +311,29 @@ class _Plateau:
         return self.since >= self.patience
 
 
+class _Pace:
+    """Whether a phase can still reach ``goal`` at the pace of its last ``window`` steps, held for ``margin`` times
+    the steps it has left (``SearchConfig.pace_window``)."""
+
+    margin = 2.0
+
+    def __init__(self, window: int, goal: float | None) -> None:
+        self.window, self.goal = window, goal
+        self.best: list[float] = []
+
+    def hopeless(self, loss: float, remaining: int) -> bool:
+        if self.goal is None or self.window <= 0:
+            return False
+        self.best.append(min(loss, self.best[-1]) if self.best else loss)
+        if len(self.best) < 2 * self.window or self.best[-1] <= self.goal:
+            return False
+        then, now = self.best[-1 - self.window], self.best[-1]
+        if not (now > 0 and then > now):
+            return True
+        rate = math.log(then / now) / self.window
+        return math.log(now / self.goal) > self.margin * rate * remaining
+
+
 class OrderParameterSearch:
     """Find the order parameter that maps a parent onto a less symmetric target.
 
@@ -364,8 +383,9 @@ class OrderParameterSearch:
         if self.config.signal_lmax < 1:
             raise SearchError(f"signal_lmax must be >= 1, got {self.config.signal_lmax}")
         threads = self.config.threads
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-            raise SearchError(f"threads: expected a positive integer or None, got {threads!r}")
+        plain = threads is None or threads == "auto"
+        if not plain and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+            raise SearchError(f"threads: expected a positive integer, 'auto' or None, got {threads!r}")
         self.device = _device(self.config.device)
         self.spec = OrderParameterSpec(
             irreps=irreps, sites=sites, tie=tie, mask=mask, sparsity=sparsity, l_penalty=l_penalty
@@ -487,6 +507,7 @@ class OrderParameterSearch:
         penalise: bool = True,
         decays: int | None = None,
         stop_loss: float | None = None,
+        goal: float | None = None,
         lr_scale: float = 1.0,
         bar=None,
     ) -> None:
@@ -495,18 +516,20 @@ class OrderParameterSearch:
         Both step sizes shrink by ``decay`` whenever the objective stops improving for ``patience`` steps; the phase
         ends after ``max_decays`` such shrinks, when the loss falls below ``converged_loss``, or after ``steps``.
         Shrinking removes the jitter that constant-step Adam keeps at a minimum, and lets the order parameter
-        settle, so the state the phase ends in is as good as the best loss it recorded.
+        settle, so the state the phase ends in is as good as the best loss it recorded. A phase with a ``goal`` (a
+        loss it must reach to count) also ends when its pace says it cannot reach it (``SearchConfig.pace_window``).
         """
         cfg = self.config
         op = self.order_parameter
         opt = self._optimizer(cfg.model_lr * lr_scale)
         op_lr = cfg.op_lr * lr_scale
         plateau = _Plateau(cfg.patience, cfg.rel_tol)
+        pace = _Pace(cfg.pace_window, goal)
         max_decays = cfg.max_decays if decays is None else decays
         decays = 0
         op.theta.requires_grad_(train_op)
         try:
-            for _ in range(steps):
+            for step in range(steps):
                 opt.zero_grad(set_to_none=True)
                 op.theta.grad = None
                 loss = self._loss()
@@ -520,6 +543,8 @@ class OrderParameterSearch:
                     bar.update(1)
                     bar.set_postfix_str(f"{phase} loss {loss_value:.2e}", refresh=False)
                 if loss_value < (cfg.converged_loss if stop_loss is None else stop_loss):
+                    break
+                if pace.hopeless(loss_value, steps - step - 1):
                     break
                 opt.step()
                 if train_op:
@@ -554,7 +579,7 @@ class OrderParameterSearch:
             def grow(steps: int, k: int = k) -> None:
                 self._optimise(
                     steps, history, f"grow-L{k}", train_op=True, penalise=False, decays=0,
-                    stop_loss=cfg.stage_loss, bar=bar,
+                    stop_loss=cfg.stage_loss, goal=cfg.stage_loss, bar=bar,
                 )  # fmt: skip
 
             if cfg.span_steps > 0:
@@ -598,12 +623,13 @@ class OrderParameterSearch:
     def _current_loss(self) -> float:
         return self._loss().item()
 
-    def _sparsify(self, history: list, phase: str, bar=None) -> None:
+    def _sparsify(self, history: list, phase: str, bar=None, goal: float | None = None) -> None:
         """Penalised joint search (network and order parameter), within the search budget."""
         cfg = self.config
         self._optimise(
-            min(cfg.max_steps, cfg.search_steps), history, phase, train_op=True, stop_loss=cfg.search_loss, bar=bar
-        )
+            min(cfg.max_steps, cfg.search_steps), history, phase, train_op=True, stop_loss=cfg.search_loss,
+            goal=goal, bar=bar,
+        )  # fmt: skip
 
     def _prune(self, history: list, bar=None) -> None:
         """Backward elimination: zero the weakest components, refit, keep the cut if the fit survives.
@@ -623,9 +649,10 @@ class OrderParameterSearch:
         saved_theta, saved_projector = op.theta.detach().clone(), op.projector.clone()
         op.restrict_(weak)
         op.renormalise_()
-        self._sparsify(history, "prune", bar)
+        accept = max(cfg.prune_tolerance * before, cfg.prune_loss)
+        self._sparsify(history, "prune", bar, goal=accept)
         after = self._current_loss()
-        if after > max(cfg.prune_tolerance * before, cfg.prune_loss):
+        if after > accept:
             self.network.load_state_dict(saved)
             with torch.no_grad():
                 op.theta.copy_(saved_theta)
@@ -713,7 +740,17 @@ class OrderParameterSearch:
         :meth:`run` and :meth:`curie` enter it; enter it yourself to time or drive single steps as
         the search does.
         """
-        return _runtime(self.config.threads)
+        return _runtime(self.threads)
+
+    @property
+    def threads(self) -> int | None:
+        """Torch threads of this search: ``config.threads``, with ``"auto"`` resolved by the size of the graph
+        (1 below :data:`AUTO_THREADS_EDGES` edges, else torch's own thread count, which follows
+        ``OMP_NUM_THREADS`` where it is set)."""
+        threads = self.config.threads
+        if threads != "auto":
+            return threads
+        return 1 if self.problem.graph.num_edges < AUTO_THREADS_EDGES else max(1, torch.get_num_threads())
 
     def run(self, *, progress: bool = False, callback=None) -> OrderParameterResult:
         """Run the Curie fit, the joint search and the polish; return an :class:`OrderParameterResult`.

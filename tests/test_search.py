@@ -198,6 +198,32 @@ def test_runtime_sets_threads_and_flushes_subnormals_then_restores(square_pair):
         assert flushed  # x86 supports flush-to-zero: the search's arithmetic runs without subnormals
 
 
+def test_auto_threads_follow_the_graph_size(square_pair, monkeypatch):
+    """``threads="auto"`` (the default): one thread below ``AUTO_THREADS_EDGES`` edges, torch's count from there."""
+    import torch
+
+    import matsym.search
+
+    square, rectangle = square_pair
+    search = OrderParameterSearch(square, rectangle, irreps="0e")
+    assert search.config.threads == "auto"
+    edges = search.problem.graph.num_edges
+    assert 0 < edges < matsym.search.AUTO_THREADS_EDGES
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert search.threads == 1
+        with search.runtime():
+            assert torch.get_num_threads() == 1
+        monkeypatch.setattr(matsym.search, "AUTO_THREADS_EDGES", edges)  # this graph now counts as large
+        assert search.threads == 2
+        with search.runtime():
+            assert torch.get_num_threads() == 2
+        assert OrderParameterSearch(square, rectangle, irreps="0e", threads=1).threads == 1  # a number is kept
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_nothing_to_find(pnma_pair):
     parent, _ = pnma_pair
     result = OrderParameterSearch(parent, parent.copy(), sites="Ti", irreps="1e").run()
