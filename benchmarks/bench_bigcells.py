@@ -70,10 +70,17 @@ def write_cases(folder: Path, names: list[str]) -> dict[str, tuple[Path, Path]]:
     return pairs
 
 
-def run(cmd: list[str], timeout: float) -> tuple[float, float, float, int, str]:
-    """Wall time (s), CPU time (user + system, s) and peak RSS (MB) of the child, exit status, stdout."""
+def run(cmd: list[str], timeout: float, omp_threads: int | None = None) -> tuple[float, float, float, int, str]:
+    """Wall time (s), CPU time (user + system, s) and peak RSS (MB) of the child, exit status, stdout.
+
+    ``omp_threads``: ``OMP_NUM_THREADS`` of the child; None runs it as a user does, without it (torch then uses
+    every core outside the search; the search itself runs on ``--threads``, 1 by default).
+    """
     start = time.perf_counter()
-    env = subprocess_env(OMP_NUM_THREADS="1", OMP_WAIT_POLICY="PASSIVE")
+    env = subprocess_env(OMP_WAIT_POLICY="PASSIVE")
+    env.pop("OMP_NUM_THREADS", None)
+    if omp_threads is not None:
+        env["OMP_NUM_THREADS"] = str(omp_threads)
     with tempfile.TemporaryFile() as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
         deadline = start + timeout
@@ -109,6 +116,10 @@ def main() -> None:
     ap.add_argument("--cases", help="comma-separated subset of the cases")
     ap.add_argument("--no-check", action="store_true", help="skip the matsym check rows")
     ap.add_argument("--timeout", type=float, default=900.0, help="seconds per command")
+    ap.add_argument(
+        "--omp-threads", type=int, default=None, help="OMP_NUM_THREADS of the commands (default: unset, as users run)"
+    )
+    ap.add_argument("--threads", default=None, help="--threads of matsym find (default: matsym's, 1); e.g. auto")
     args = ap.parse_args()
     names = ["pnma-444", "p4mm-10", "antiphase-16"] + (["antiphase-32"] if args.large else [])
     if args.cases:
@@ -132,8 +143,8 @@ def main() -> None:
                 out = folder / f"out-{name}-{command}-{len(extra)}-{k}"
                 cmd = [*matsym, command, str(parent), str(target), "--json", "--no-progress", *extra]
                 if command == "find":
-                    cmd += ["--out", str(out)]
-                wall, cpu, peak, rc, text = run(cmd, args.timeout)
+                    cmd += ["--out", str(out)] + (["--threads", args.threads] if args.threads else [])
+                wall, cpu, peak, rc, text = run(cmd, args.timeout, args.omp_threads)
                 walls.append(wall)
                 cpus.append(cpu)
                 rss.append(peak)
@@ -165,6 +176,8 @@ def main() -> None:
             )
     load = os.getloadavg()
     print(f"\nload average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2-core machine)")
+    omp = "unset (torch's default: every core)" if args.omp_threads is None else str(args.omp_threads)
+    print(f"OMP_NUM_THREADS of the commands: {omp}; matsym find --threads {args.threads or '1 (the default)'}")
     print("\n| command | wall (s) | CPU (s) | limit (s) | peak RSS (MB) | predicted | target | search cell | runs |")
     print("|---|---|---|---|---|---|---|---|---|")
     for label, wall, cpu, peak, group, tg, cell, rc, limit, n in rows:

@@ -86,6 +86,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _threads(text: str) -> int | str:
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return _positive_int(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'auto', got {text!r}") from None
+
+
 def parse_tie(text: str | None) -> Any:
     """``--tie`` value for :class:`~matsym.search.OrderParameterSearch`.
 
@@ -437,10 +446,10 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", metavar="DEV", help="torch device of the network: cpu (default), cuda, cuda:1, ...")
     parser.add_argument(
         "--threads",
-        type=_positive_int,
+        type=_threads,
         metavar="N",
-        help="torch threads of the search (default: 1 on small graphs, torch's thread count on graphs of 2,000 "
-        "edges or more, where more threads pay)",
+        help="torch threads of the search: a number (default 1: the same result on every machine) or 'auto' (1 on "
+        "small graphs, torch's thread count from 2,000 edges, where more threads pay)",
     )
     _add_tolerances(parser)
     parser.add_argument(

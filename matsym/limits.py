@@ -126,13 +126,14 @@ def max_threads() -> int:
 
 
 def check_threads(threads: Any, *, what: str = "threads") -> int | None:
-    """``threads`` if it is None or an integer in 1..:func:`max_threads`, else an :class:`InputError`."""
-    if threads is None:
-        return None
+    """``threads`` if it is None, ``"auto"`` or an integer in 1..:func:`max_threads`, else an :class:`InputError`."""
+    if threads is None or threads == "auto":
+        return threads
     top = max_threads()
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= top:
         raise InputError(
-            f"{what}: expected an integer from 1 to {top} (4 per CPU of this machine, at least 64), got {threads!r}"
+            f"{what}: expected 'auto' or an integer from 1 to {top} (4 per CPU of this machine, at least 64), got "
+            f"{threads!r}"
         )
     return threads
 

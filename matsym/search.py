@@ -38,8 +38,8 @@ from matsym.result import CurieReport, OrderParameterResult
 FIT_FAILED_ERROR = 0.2
 
 #: Graphs with at least this many edges run on all of torch's threads when ``SearchConfig.threads`` is ``"auto"``
-#: (smaller ones on one: a second thread costs more than it gains there). Measured with
-#: ``benchmarks/bench_threads.py``: see its docstring for the figures.
+#: (smaller ones on one: a second thread costs more than it gains there). ``benchmarks/bench_threads.py``, 2-core
+#: machine: 2 threads ran 0.95x as fast as 1 at 1,216 edges, 1.09x at 2,432, 1.2x at 4,864, 1.42x at 19,456.
 AUTO_THREADS_EDGES = 2000
 
 __all__ = [
@@ -102,8 +102,32 @@ class SearchConfig:
             the budget, would still not reach that loss. 0 disables. The margin of two is measured: growth stages
             can sit on a plateau and then drop (the order parameter grows exponentially from zero), and a prune
             kept on the 20-atom a+b-b- cell would have been cut by a margin of one. On the 1,280-atom antiphase
-            pair (320-site search cell) the unreachable L = 0 and L = 1 stages ended after about 60 and 100 steps
-            instead of 310 each.
+            pair (320-site search cell) the unreachable L = 0 and L = 1 stages ended after 74 and 87 steps instead
+            of 300 each, and ``matsym find`` took 17.7 s instead of 31.1 s with the same fit (displacement error
+            1.6 % against 1.7 %, Pm).
+        compatible_error: decoded-displacement error ratio up to which the Curie check calls the data compatible.
+        nothing_tol: largest target displacement (Å) that still counts as "no distortion".
+        threads: torch threads during the search. 1 (default) gives the same result on every machine and is
+            steady on shared ones: a search's float32 sums depend on the thread count (a 320-site search ended
+            198 steps at loss 0.14360 on 1 thread, 0.14199 on 2), and a 2-thread search that met other work on a
+            2-core machine took 210 s instead of 18 s. ``"auto"`` runs graphs of at least
+            :data:`AUTO_THREADS_EDGES` edges on torch's own thread count (``OMP_NUM_THREADS`` where set, else the
+            cores), smaller ones on 1: 1.2x faster at 320 sites, 1.4x at 1,280 on a quiet 2-core machine
+            (``benchmarks/bench_threads.py``). An integer fixes the count; None leaves torch's setting.
+            Subnormal floats are flushed to zero during the search too (see ``OrderParameterSearch.runtime``).
+        device: torch device of the network and its inputs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...). Results
+            and saved weights are always returned on the CPU.
+        ltol: registration: largest principal strain of the target cell against the parent supercell.
+        angle_tol: registration: largest change of an angle between two directions by that strain, degrees.
+        graph_backend: neighbour library of the graph (:func:`matsym.graph.build_graph`): ``"auto"``, ``"vesin"``,
+            ``"pymatgen"`` or ``"torch-cluster"`` (the ``cluster`` extra); all give the same graph.
+        strain_weight: relative weight ``w`` of the target's strain against its displacements: a strain ``eps``
+            counts like a displacement of ``|eps| * ell`` on every site, ``ell = (V/N)^(1/3)`` (see
+            :mod:`matsym.strain`).
+        reduce_cell: search a target that repeats with a smaller period than its cell on its smallest repeating
+            cell and map the result back (:mod:`matsym.reduction`); applies when sites are chosen by species (or
+            all) and ``tie`` is ``"none"`` or ``"all"``.
+        reduce_tol: translation tolerance (Å) of that reduction.
     """
 
     signal_lmax: int = 3
@@ -135,7 +159,7 @@ class SearchConfig:
     pace_window: int = 30
     compatible_error: float = 0.05
     nothing_tol: float = 1e-4
-    threads: int | str | None = "auto"
+    threads: int | str | None = 1
     device: str = "cpu"
     ltol: float = 0.2
     angle_tol: float = 20.0

@@ -93,7 +93,7 @@ def test_target_is_in_pbnm_setting(files, monkeypatch):
 @pytest.fixture(scope="module")
 def found(files) -> tuple[Path, dict]:
     """The acceptance run: `matsym find parent.cif target.cif --sites Ti --irreps 1e --out d` (with a
-    300-step search budget to keep it short, two torch threads, and --json)."""
+    300-step search budget to keep it short, ``--threads auto``, and --json)."""
     args = [
         "find",
         "parent.cif",
@@ -105,7 +105,7 @@ def found(files) -> tuple[Path, dict]:
         "--steps",
         "300",
         "--threads",
-        "2",
+        "auto",
         "--out",
         "d",
         "--json",
@@ -124,7 +124,7 @@ def test_find_recovers_b_site_pseudovectors(found, files):
     assert report["curie_compatible"] is False
     assert report["space_groups"] == {"0.001": [62, "Pnma"], "0.01": [62, "Pnma"]}
     assert report["irrep_fractions"]["1e"] > 0.999
-    assert OrderParameterResult.from_json(out / "result.json").settings["config"]["threads"] == 2
+    assert OrderParameterResult.from_json(out / "result.json").settings["config"]["threads"] == "auto"
 
     result = OrderParameterResult.from_json(out / "result.json")
     ti = [i for i, site in enumerate(result.parent) if site.specie.symbol == "Ti"]

@@ -199,14 +199,14 @@ def test_runtime_sets_threads_and_flushes_subnormals_then_restores(square_pair):
 
 
 def test_auto_threads_follow_the_graph_size(square_pair, monkeypatch):
-    """``threads="auto"`` (the default): one thread below ``AUTO_THREADS_EDGES`` edges, torch's count from there."""
+    """``threads="auto"``: one thread below ``AUTO_THREADS_EDGES`` edges, torch's count from there."""
     import torch
 
     import matsym.search
 
     square, rectangle = square_pair
-    search = OrderParameterSearch(square, rectangle, irreps="0e")
-    assert search.config.threads == "auto"
+    assert OrderParameterSearch(square, rectangle, irreps="0e").threads == 1  # the default: one thread everywhere
+    search = OrderParameterSearch(square, rectangle, irreps="0e", threads="auto")
     edges = search.problem.graph.num_edges
     assert 0 < edges < matsym.search.AUTO_THREADS_EDGES
     before = torch.get_num_threads()
@@ -238,7 +238,7 @@ def test_bad_settings_raise():
     with pytest.raises(SearchError, match="dtype"):
         OrderParameterSearch(square, rectangle, irreps="2e", dtype="float16")
     for bad in (0, -2, 1.5, "2", True):
-        with pytest.raises(SearchError, match="threads: expected a positive integer"):
+        with pytest.raises(SearchError, match="threads: expected a positive integer, 'auto' or None"):
             OrderParameterSearch(square, rectangle, irreps="2e", threads=bad)
 
 
