@@ -22,6 +22,7 @@ SCRIPTS = {
     "end_to_end": "bench_end_to_end.py",
     "startup": "bench_startup.py",
     "scaling": "bench_scaling.py",
+    "threads": "bench_threads.py",
     "cuda": "bench_cuda.py",  # measures only where a CUDA device exists
 }
 SUITE_LIMIT_S = 600.0  # issue 5: `make bench` under 10 minutes
