@@ -13,8 +13,9 @@ Each target runs twice: on the primitive fluorite cell with the cube axes along 
 conventional 12-site cell gives it after reduction), and on the same cell as a CIF reader orients it
 (``Lattice.from_parameters``: first vector along x, no cube axis along x, y or z). The registered target is
 exactly P2₁/c in both frames; the search's sparsity acts on components in the Cartesian frame, so the prediction
-can depend on the frame: in the CIF frame both came out P-1 at symprec 1e-5 and 1e-4 (HfO2 from CIF files through
-``matsym find``: P-1 at 1e-3 too), in the cube-axes frame P2₁/c at every symprec.
+can depend on the frame. Measured (``OMP_NUM_THREADS=1``): in the cube-axes frame P2₁/c at every symprec (largest
+deviation 2e-12 Å); in the CIF frame ZrO2 P2₁/c at every symprec (5.4e-6 Å) and HfO2 P-1 at symprec 1e-5, P2₁/c
+from 1e-4 (1.5e-5 Å; 7.3e-5 Å and P-1 at 1e-4 too while the prune cut single components instead of irrep blocks).
 
 Run: ``OMP_NUM_THREADS=1 python examples/fluorite_monoclinic.py`` (about 15 s per search on one core).
 """

@@ -224,6 +224,30 @@ def test_auto_threads_follow_the_graph_size(square_pair, monkeypatch):
         torch.set_num_threads(before)
 
 
+def test_prune_cuts_whole_irrep_blocks(square_pair, monkeypatch):
+    """The prune zeroes irrep blocks whose share is small, never single components of a kept block.
+
+    A block's norm does not depend on the frame, its components do: in a frame whose axes are not the crystal's
+    (a CIF reader's ``Lattice.from_parameters``), a symmetric order parameter spreads over components, and cutting
+    the weak ones broke the target's symmetry (monoclinic HfO2 ended P-1 at symprec 1e-3 and 1e-4).
+    """
+    square, rectangle = square_pair
+    search = OrderParameterSearch(square, rectangle, irreps="1e+2e", tie="all")
+    op = search.order_parameter
+    monkeypatch.setattr(search, "_sparsify", lambda *args, **kwargs: None)  # the cut alone, no refit
+    one_e, two_e = op.blocks()
+    values = np.zeros(op.dim)
+    values[one_e] = [0.05, 0.0, 0.05]  # 1e: 0.5 % of the squared norm, in two components
+    values[two_e] = [0.0, 0.08, 0.0, 0.1, 1.0]  # 2e: 99.5 %, one component at 0.6 %
+    op.set_(np.tile(values, (op.num_groups, 1)))
+    search._prune([])
+    allowed = np.diag(op.projector.cpu().numpy())
+    assert np.all(allowed[one_e] == 0.0)  # the weak block is cut whole
+    assert np.all(allowed[two_e] == 1.0)  # the kept block keeps its weak component
+    theta = op.theta.detach().cpu().numpy()
+    assert np.all(theta[:, one_e] == 0.0) and np.allclose(theta[:, two_e], values[two_e])  # RMS 1: not rescaled
+
+
 def test_nothing_to_find(pnma_pair):
     parent, _ = pnma_pair
     result = OrderParameterSearch(parent, parent.copy(), sites="Ti", irreps="1e").run()
