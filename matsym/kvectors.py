@@ -15,7 +15,7 @@ symmetry table enters. A pattern that repeats with one k (in-phase tilts at M, a
 translating a field permutes its sites within orbits and leaves every share unchanged.
 
 Within the search this steers the order parameter to as few k-vectors as the data allow
-(``OrderParameterSearch._prune``): three distinct pairs with ``k1 + k2 + k3 = 0`` (signs free) are coupled by
+(``OrderParameterSearch._steer_kvectors``): three distinct pairs with ``k1 + k2 + k3 = 0`` (signs free) are coupled by
 products of their fields, which an equivariant network forms from its inputs at every layer (translation
 invariance alone allows them, whatever the point symmetry). The weakest of such a triple is therefore a candidate
 for removal: the network can make the other two's product from its input. In the tilted perovskites the order
@@ -76,9 +76,11 @@ class CellTranslations:
         out = np.zeros(self.n_pairs)
         if total == 0.0:
             return out
-        coef = np.zeros((int(self.orbit.max()) + 1, len(self.kvectors), f.shape[1]), dtype=np.complex128)
-        np.add.at(coef, self.orbit, np.conj(self._phases())[:, :, None] * f[:, None, :])
-        per_k = (np.abs(coef) ** 2).sum(axis=(0, 2))
+        phases = np.conj(self._phases())
+        per_k = np.zeros(len(self.kvectors))
+        for o in range(int(self.orbit.max()) + 1):  # one orbit at a time: memory of the field's size
+            sites = np.flatnonzero(self.orbit == o)
+            per_k += (np.abs(phases[sites].T @ f[sites]) ** 2).sum(axis=1)
         np.add.at(out, self.pair, per_k)
         return out / total
 

@@ -33,9 +33,9 @@ from matsym.model import EdgeGeometry, EquivariantNetwork, NetworkConfig
 from matsym.order_parameter import DEFAULT_IRREPS, OrderParameter, OrderParameterSpec
 from matsym.result import CurieReport, OrderParameterResult
 
-#: Largest number of order-parameter groups for which :meth:`OrderParameterSearch._kvector_cut` builds its dense
-#: projector (an SVD over the groups); larger searches skip the wave-vector cut.
-_KCUT_MAX_GROUPS = 2000
+#: Largest search cell (sites) for which :meth:`OrderParameterSearch._kvector_cut` builds its dense site projector
+#: and phase table (n x n and n x |det M|: 32 MB at 2,000 sites); larger searches skip the wave-vector steering.
+_KCUT_MAX_SITES = 2000
 
 #: Decoded-displacement error (RMS error / RMS target displacement) above which a search counts as failed. Converged
 #: searches of the examples end below 5 %; a search whose irreps cannot describe the distortion ends near 100 %.
@@ -100,7 +100,7 @@ class SearchConfig:
             anti-phase (R) tilts induce), grow and search again with those projected out of the span, and keep that
             result if its fit is as good as a kept prune's (:mod:`matsym.kvectors`,
             ``OrderParameterSearch._steer_kvectors``). Needs a periodic search cell larger than the parent's
-            primitive cell; costs a second growth and search only where it applies.
+            primitive cell, of at most 2,000 sites; costs a second growth and search only where it applies.
         converged_loss: loss ratio below which a phase stops early.
         compatible_error: decoded-displacement error ratio up to which the Curie check calls the data compatible.
         nothing_tol: largest target displacement (Å) that still counts as "no distortion".
@@ -705,7 +705,7 @@ class OrderParameterSearch:
         """
         cfg = self.config
         op = self.order_parameter
-        if not cfg.prune_kvectors or op.num_groups > _KCUT_MAX_GROUPS:
+        if not cfg.prune_kvectors or len(self.problem.species) > _KCUT_MAX_SITES:
             return None
         if self._translations is None:
             from matsym.kvectors import cell_translations

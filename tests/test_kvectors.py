@@ -12,6 +12,7 @@ import pytest
 from pymatgen.core import Molecule
 
 from matsym.kvectors import cell_translations, coupled_weakest
+from matsym.result import OrderParameterResult
 from matsym.search import OrderParameterSearch
 from matsym.structures import cubic_perovskite, tilted_perovskite
 from matsym.symmetry import space_group
@@ -108,7 +109,7 @@ def test_coupled_weakest_cuts_the_induced_pair_only():
     assert coupled_weakest(np.array([0.9, 0.1]), np.array([np.zeros(3), R_POINT])) == []  # Gamma never couples
 
 
-def test_search_steers_mixed_tilts_to_m_and_r():
+def test_search_steers_mixed_tilts_to_m_and_r(tmp_path):
     """a+b-b- (Pnma): in-phase tilt about x (M2+), anti-phase about y and z (R5-), parent with Sr at 1a."""
     _, target = tilted_perovskite("a+b-b-", [7.0, 6.0, 6.0])
     runs = {
@@ -127,3 +128,5 @@ def test_search_steers_mixed_tilts_to_m_and_r():
     assert steered.metrics["displacement_error_ratio"] <= 0.01
     cut = np.asarray(steered.metrics["pruned_kvectors"]) @ np.asarray(cubic_perovskite().lattice.matrix).T
     assert cut.shape == (1, 3) and np.allclose(np.abs(cut[0]), X_POINT, atol=1e-4)
+    back = OrderParameterResult.from_json(steered.to_json(tmp_path / "result.json"))
+    assert back.metrics["pruned_kvectors"] == steered.metrics["pruned_kvectors"]
