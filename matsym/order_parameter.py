@@ -461,6 +461,27 @@ class OrderParameter(torch.nn.Module):
         return int(keep.sum())
 
     @torch.no_grad()
+    def restrict_groups_(self, q: np.ndarray, rel_tol: float = 1e-4) -> None:
+        """Restrict the order parameter to ``theta = Q theta``, for a symmetric projector ``Q`` over the groups.
+
+        ``Q`` acts across sites (e.g. it keeps some wave vectors, :mod:`matsym.kvectors`) and so commutes with the
+        per-site ``projector``. It is folded into the span: the span becomes the projection of the current span onto
+        the range of ``Q`` (or that range, without a span), and the order parameter is projected onto it. Span
+        directions that keep less than ``rel_tol`` of their length (rounding noise once projected) are dropped.
+        """
+        q = torch.as_tensor(np.asarray(q), dtype=self.theta.dtype, device=self.theta.device)
+        g, d = self.theta.shape
+        if self.span is None:
+            rows = torch.kron(q, torch.eye(d, dtype=q.dtype, device=q.device))
+        else:
+            rows = torch.einsum("gh,shd->sgd", q, self.span.reshape(-1, g, d)).reshape(-1, g * d)
+        _, sv, vt = torch.linalg.svd(rows, full_matrices=False)
+        keep = sv > rel_tol
+        self.span = vt[keep].clone()
+        flat = self.theta.reshape(-1)
+        self.theta.copy_((self.span.T @ (self.span @ flat)).reshape(g, d) @ self.projector)
+
+    @torch.no_grad()
     def renormalise_(self) -> None:
         """Scale the order parameter down to RMS ``norm`` over its sites if it is larger (no-op for None)."""
         if self.norm is None:

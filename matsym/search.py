@@ -33,6 +33,10 @@ from matsym.model import EdgeGeometry, EquivariantNetwork, NetworkConfig
 from matsym.order_parameter import DEFAULT_IRREPS, OrderParameter, OrderParameterSpec
 from matsym.result import CurieReport, OrderParameterResult
 
+#: Largest search cell (sites) for which :meth:`OrderParameterSearch._kvector_cut` builds its dense site projector
+#: and phase table (n x n and n x |det M|: 32 MB at 2,000 sites); larger searches skip the wave-vector steering.
+_KCUT_MAX_SITES = 2000
+
 #: Decoded-displacement error (RMS error / RMS target displacement) above which a search counts as failed. Converged
 #: searches of the examples end below 5 %; a search whose irreps cannot describe the distortion ends near 100 %.
 FIT_FAILED_ERROR = 0.2
@@ -95,6 +99,13 @@ class SearchConfig:
             at zero after the search (backward elimination).
         prune_tolerance: a cut is kept if the loss ends at most this factor above the loss before it ...
         prune_loss: ... or below this loss ratio.
+        prune_kvectors: steer the order parameter to as few wave vectors as the data allow: where it carries at
+            least ``prune_share`` on secondary ones (coupled to two others it carries, ``k1 + k2 + k3 = 0``, with
+            clearly less content in the target's displacements: the X-point content that in-phase (M) and
+            anti-phase (R) tilts induce), grow and search again with those projected out of the span, and keep that
+            result if its fit is as good as a kept prune's (:mod:`matsym.kvectors`,
+            ``OrderParameterSearch._steer_kvectors``). Needs a periodic search cell larger than the parent's
+            primitive cell, of at most 2,000 sites; costs a second growth and search only where it applies.
         converged_loss: loss ratio below which a phase stops early.
         pace_window: steps over which a phase that must reach a loss (a growth stage: ``stage_loss``; a prune: the
             loss it must end below to be kept) measures its pace. From ``2 x pace_window`` steps on, the phase ends
@@ -155,6 +166,7 @@ class SearchConfig:
     prune_share: float = 0.02
     prune_tolerance: float = 2.0
     prune_loss: float = 1e-4
+    prune_kvectors: bool = True
     converged_loss: float = 1e-6
     pace_window: int = 30
     compatible_error: float = 0.05
@@ -437,6 +449,9 @@ class OrderParameterSearch:
             self.problem = prepare_problem(parent, target, **problem_options)
         self._input_was_atoms = _is_atoms(parent)
         self._callback = None
+        self._pruned_kvectors: list = []
+        self._translations: tuple | None = None  # (CellTranslations or None,), found when first needed
+        self._steering = False
         self.order_parameter = OrderParameter(
             self.problem.species, self.spec, self.problem.frac_coords, norm=self.config.op_norm
         ).to(self.device)
@@ -589,14 +604,17 @@ class OrderParameterSearch:
         finally:
             op.theta.requires_grad_(True)
 
-    def _grow(self, history: list, bar=None) -> None:
+    def _grow(self, history: list, bar=None, prefix: str = "") -> None:
         """Let the order parameter grow, unlocking candidate irreps in order of increasing L.
 
         At each stage only components with L <= k may be nonzero (the penalty that grows with L, taken to its
         steep limit); growth is unpenalised, because at zero an L1 penalty larger than the data gradient would hold
         the order parameter there. The data gradient itself carries the symmetry of the residual (paper Eqs. 8-10),
         so components of the wrong symmetry are not pushed. The first stage whose loss reaches ``stage_loss`` ends
-        the growth; its network and order parameter are the warm start of the penalised search.
+        the growth; its network and order parameter are the warm start of the penalised search. A stage that cannot
+        reach ``stage_loss`` ends early by its pace (``SearchConfig.pace_window``), except in the growth of the
+        wave-vector steering (``prefix``): its result must pass a prune's test, and a+b-b- steered passed it only
+        after the full stage (k-search loss 8.6e-5 against 8.3e-4 after a stage cut at 108 steps).
         """
         cfg = self.config
         op = self.order_parameter
@@ -607,8 +625,8 @@ class OrderParameterSearch:
 
             def grow(steps: int, k: int = k) -> None:
                 self._optimise(
-                    steps, history, f"grow-L{k}", train_op=True, penalise=False, decays=0,
-                    stop_loss=cfg.stage_loss, goal=cfg.stage_loss, bar=bar,
+                    steps, history, f"{prefix}grow-L{k}", train_op=True, penalise=False, decays=0,
+                    stop_loss=cfg.stage_loss, goal=None if prefix else cfg.stage_loss, bar=bar,
                 )  # fmt: skip
 
             if cfg.span_steps > 0:
@@ -617,6 +635,11 @@ class OrderParameterSearch:
                 with self._in_float64():
                     grow(cfg.span_steps)
                 op.lock_span_(cfg.span_tol)
+                if self._steering:  # keep the span off the secondary wave vectors (see _steer_kvectors)
+                    kcut = self._kvector_cut(must_pay=False)
+                    if kcut is not None:
+                        op.restrict_groups_(kcut[0], cfg.span_tol)
+                        self._pruned_kvectors = sorted({*map(tuple, self._pruned_kvectors), *map(tuple, kcut[1])})
             grow(cfg.max_steps)
             if self._current_loss() <= cfg.stage_loss:
                 break
@@ -694,6 +717,99 @@ class OrderParameterSearch:
                 op.theta.copy_(saved_theta)
                 op.projector.copy_(saved_projector)
             history.append({"step": len(history), "phase": "prune-reverted", "loss": before, "penalty": 0.0})
+
+    def _steer_kvectors(self, history: list, fit_state: dict, bar=None) -> None:
+        """Search again with the order parameter kept off its secondary wave vectors, if it carries them.
+
+        Where the order parameter found carries at least ``prune_share`` of its squared norm on secondary wave
+        vectors (:meth:`_kvector_cut`), the growth and the penalised search are run again from the Curie fit's
+        network, with those wave vectors projected out of the span at every lock. Cutting them from the finished
+        order parameter and refitting does not work: a network that has learned to read the secondary content
+        from its input does not learn to form it from the primary ones within a prune's budget (a+b-b-, 1e on Ti:
+        the refit stalled at loss 1e-3, the displacements' X share, for 300 steps), while one grown without it from
+        the start does (final loss 2e-5). The result is kept only if its loss ends at most ``prune_tolerance``
+        times the first search's (or below ``prune_loss``), as for a prune; otherwise the first is restored.
+        """
+        cfg = self.config
+        op = self.order_parameter
+        if self._kvector_cut(must_pay=True) is None:
+            return
+        before = self._current_loss()
+        saved = {k: v.clone() for k, v in self.network.state_dict().items()}
+        saved_theta, saved_projector, saved_span = op.theta.detach().clone(), op.projector.clone(), op.span
+        self.network.load_state_dict(fit_state)
+        with torch.no_grad():
+            op.theta.zero_()
+        op.span = None
+        self._steering = True
+        try:
+            self._grow(history, bar, prefix="k-")
+            self._sparsify(history, "k-search", bar)
+        finally:
+            self._steering = False
+        if self._current_loss() > max(cfg.prune_tolerance * before, cfg.prune_loss):
+            self.network.load_state_dict(saved)
+            with torch.no_grad():
+                op.theta.copy_(saved_theta)
+                op.projector.copy_(saved_projector)
+            op.span = saved_span
+            self._pruned_kvectors = []
+            history.append({"step": len(history), "phase": "k-reverted", "loss": before, "penalty": 0.0})
+
+    def _cell_translations(self):
+        """The search cell's parent translations (:func:`matsym.kvectors.cell_translations`), found once.
+
+        :meth:`run` finds them before it enters :meth:`runtime`: with subnormal floats flushed to zero, scipy's
+        ``cKDTree`` (the translation tests of :mod:`matsym.periodicity`) crashed the interpreter with a segmentation
+        fault on the 320-site antiphase search cell.
+        """
+        if self._translations is None:
+            from matsym.kvectors import cell_translations
+
+            self._translations = (cell_translations(self.problem.parent, self.config.reduce_tol),)
+        return self._translations[0]
+
+    def _kvector_cut(self, *, must_pay: bool):
+        """The order parameter's secondary wave vectors, to be cut: ``(Q, k-vectors)`` or None.
+
+        The order parameter is analysed over the parent lattice translations of the search cell
+        (:mod:`matsym.kvectors`, translation tests on the search cell's parent; None for finite point clouds or a
+        cell that is the parent's own). A wave-vector pair is secondary if it couples with two other pairs
+        that the order parameter carries (``k1 + k2 + k3 = 0``) and the target's displacements have clearly less
+        content there than at both (they decide, not the order parameter: the unsteered search left as much X as
+        M content in a+b-c-, while the displacements' X content is second order in the tilt angles). The network
+        forms the product of the other two from its input. ``Q`` is the projector over the order parameter's
+        groups onto fields without those pairs (its span, where it is locked). With ``must_pay`` (the cut costs a
+        search of its own) the cut pairs must carry at least ``prune_share`` of the order parameter as it is now.
+        """
+        cfg = self.config
+        op = self.order_parameter
+        if not cfg.prune_kvectors or len(self.problem.species) > _KCUT_MAX_SITES:
+            return None
+        cells = self._cell_translations()
+        if cells is None:
+            return None
+        sites = np.zeros((len(self.problem.species), op.num_groups))
+        sites[op.sites, op.groups] = 1.0
+        op_shares = cells.shares(op.standard().detach().cpu().numpy())
+        # the pairs the order parameter may carry: those of its span (all of it, not just today's value)
+        if op.span is None:
+            allowed = op_shares > 0
+        else:
+            rows = op.span.detach().cpu().numpy().reshape(len(op.span), op.num_groups, op.dim)
+            allowed = cells.shares(np.einsum("ng,sgd->nsd", sites, rows)) > 1e-8
+        data_shares = np.where(allowed, cells.shares(self.problem.displacements), 0.0)
+        from matsym.kvectors import coupled_weakest
+
+        cut = coupled_weakest(data_shares, cells.pair_kvectors())
+        if not cut or (must_pay and float(op_shares[cut].sum()) < cfg.prune_share):
+            return None
+        _, sv, vt = np.linalg.svd(cells.projector(cut) @ sites)
+        rank = int((sv > 1e-9 * max(float(sv[0]), 1.0)).sum()) if len(sv) else 0
+        null = vt[rank:].T
+        if null.shape[1] == 0:
+            return None
+        return null @ null.T, np.round(cells.pair_kvectors()[cut] @ cells.reciprocal, 6).tolist()
 
     # ------------------------------------------------------------------ public
     def curie(self, *, progress: bool = False) -> CurieReport:
@@ -804,12 +920,17 @@ class OrderParameterSearch:
         if self._nothing_to_find():
             return self._result(history, self._curie_report(history), start, nothing=True)
         total = cfg.fit_steps + cfg.max_steps + cfg.polish_steps
+        if cfg.prune_kvectors and len(self.problem.species) <= _KCUT_MAX_SITES:
+            self._cell_translations()  # before runtime() flushes subnormals (see _cell_translations)
         with self.runtime(), _progress(progress, total, "search") as bar:
             self._optimise(cfg.fit_steps, history, "fit", train_op=False, decays=1, bar=bar)
             curie = self._curie_report(history)
             if not curie.compatible:
+                fit_state = {k: v.clone() for k, v in self.network.state_dict().items()} if cfg.prune_kvectors else {}
                 self._grow(history, bar)
                 self._sparsify(history, "search", bar)
+                if cfg.prune_kvectors:
+                    self._steer_kvectors(history, fit_state, bar)
                 self._prune(history, bar)
                 # a fresh Adam at full step size would first kick the converged network: start smaller
                 self._optimise(cfg.polish_steps, history, "polish", train_op=False, lr_scale=cfg.decay, bar=bar)
@@ -866,6 +987,8 @@ class OrderParameterSearch:
             "num_edges": int(self.problem.graph.num_edges),
             "cutoff": float(self.problem.graph.cutoff),
         }
+        if self._pruned_kvectors:
+            metrics["pruned_kvectors"] = [list(k) for k in self._pruned_kvectors]  # Cartesian, 1/Å (no 2 pi)
         if term is not None:
             metrics.update(
                 {
