@@ -138,6 +138,8 @@ def search_settings(args: argparse.Namespace) -> dict[str, Any]:
         kwargs["max_steps"] = args.steps
     if getattr(args, "no_reduce", False):
         kwargs["reduce_cell"] = False
+    if getattr(args, "no_steer", False):
+        kwargs["prune_kvectors"] = False
     return kwargs
 
 
@@ -457,6 +459,13 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
         dest="no_reduce",
         action="store_true",
         help="search the target's own cell even where it repeats a smaller cell",
+    )
+    parser.add_argument(
+        "--no-steer",
+        dest="no_steer",
+        action="store_true",
+        help="keep the first order parameter found even where it carries secondary wave vectors (no second search "
+        "without them)",
     )
     parser.add_argument(
         "--graph-backend",

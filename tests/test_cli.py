@@ -264,3 +264,15 @@ def test_console_script_matches_module(tmp_path):
         pytest.skip("console script not installed next to the interpreter")
     proc = subprocess.run([str(script), "--version"], capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 0 and proc.stdout.startswith("matsym ")
+
+
+def test_search_options_reach_the_search_settings():
+    """``--no-steer``, ``--no-reduce`` and ``--threads auto`` become search settings (find and screen share them)."""
+    from matsym.cli import build_parser, search_settings
+
+    find = ["find", "p.cif", "t.cif", "--out", "d"]
+    args = build_parser().parse_args([*find, "--no-steer", "--no-reduce", "--threads", "auto"])
+    kwargs = search_settings(args)
+    assert kwargs["prune_kvectors"] is False and kwargs["reduce_cell"] is False and kwargs["threads"] == "auto"
+    plain = search_settings(build_parser().parse_args(find))
+    assert not {"prune_kvectors", "reduce_cell", "threads"} & set(plain)  # the search's defaults apply
