@@ -747,7 +747,11 @@ class OrderParameterSearch:
             self._sparsify(history, "k-search", bar)
         finally:
             self._steering = False
-        if self._current_loss() > max(cfg.prune_tolerance * before, cfg.prune_loss):
+        accept = max(cfg.prune_tolerance * before, cfg.prune_loss)
+        if self._current_loss() > accept:
+            # the order parameter moved until the search's last step; the network has not caught up with it yet
+            self._optimise(cfg.polish_steps, history, "k-polish", train_op=False, lr_scale=cfg.decay, bar=bar)
+        if self._current_loss() > accept:
             self.network.load_state_dict(saved)
             with torch.no_grad():
                 op.theta.copy_(saved_theta)
