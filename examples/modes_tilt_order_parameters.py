@@ -22,7 +22,7 @@ parameter's squared norm in the expected labels, the other labels found and the 
     a0b-b-   1.000 -> 1.000                           245 -> 245
     a0b+b+   1.000 -> 1.000                           295 -> 295
     a+a+c-   0.948 -> 1.000 (X5- 0.052 -> 0)          327 -> 561
-    a+b+c-   0.834 -> 0.834 (X5- 0.166, reverted)     463 -> 904
+    a+b+c-   0.834 -> 0.988 (X5- 0.166 -> 0.012)      463 -> 1504 (steering reverted, X content halved twice)
     a-b-c-   0.988 -> 0.988 (GM4+ 0.012)              454 -> 454
     a+b+c+   1.000 -> 1.000                           270 -> 270
 
@@ -31,7 +31,9 @@ from its input; with it, the order parameter stays on M and R and the network fo
 (6, 6, 7 degrees) ends its second search at loss 2.0e-4 and passes the test (8.6e-5, below max(2 x 3.0e-5, 1e-4))
 only after the network-only refit that ``_steer_kvectors`` runs before judging. a+b+c- (5, 6, 7 degrees) does not:
 with the order parameter on M and R only, the default network stalls at loss 2.9e-3 (2.3e-3 after the refit,
-8.3e-4 after 292 network-only steps), against 4.6e-5 with X content, so the first result is kept. Its residual is not
+8.3e-4 after 292 network-only steps, 7e-4 after 1,800), against 4.6e-5 with X content, so the steering is reverted
+and the first result's X content halved instead (``_shrink_kvectors``, twice: final loss 5.4e-5, X5- 0.012); the
+network needs the X content as a marker, not as an amount. Its residual is not
 at the cut X and M(1/2,1/2,0) points (5e-5, 5e-5, 3e-5 of the signal's squared norm) but in the L=3 part of the
 signals at the two in-phase M points (1.2e-3 each; L=3 in all: 2.8e-3). Keeping M(1/2,1/2,0) or one X arm uncut
 stalls the same way (2.1e-3, 1.7e-3 after the refit); signals to L=2 (``signal_lmax=2``) steer it to 1.000 (loss
