@@ -106,8 +106,9 @@ class SearchConfig:
             least ``prune_share`` on secondary ones (coupled to two others it carries, ``k1 + k2 + k3 = 0``, with
             clearly less content in the target's displacements: the X-point content that in-phase (M) and
             anti-phase (R) tilts induce), grow and search again with those projected out of the span, and keep that
-            result if its fit is as good as a kept prune's (:mod:`matsym.kvectors`,
-            ``OrderParameterSearch._steer_kvectors``). Needs a periodic search cell larger than the parent's
+            result if its fit is as good as a kept prune's, else halve the secondary content of the first result
+            while the fit stays as good (:mod:`matsym.kvectors`, ``OrderParameterSearch._steer_kvectors``,
+            ``_shrink_kvectors``). Needs a periodic search cell larger than the parent's
             primitive cell, of at most 2,000 sites; costs a second growth and search only where it applies.
         converged_loss: loss ratio below which a phase stops early.
         pace_window: steps over which a phase that must reach a loss (a growth stage: ``stage_loss``; a prune: the
@@ -731,7 +732,8 @@ class OrderParameterSearch:
         from its input does not learn to form it from the primary ones within a prune's budget (a+b-b-, 1e on Ti:
         the refit stalled at loss 1e-3, the displacements' X share, for 300 steps), while one grown without it from
         the start does (final loss 2e-5). The result is kept only if its loss ends at most ``prune_tolerance``
-        times the first search's (or below ``prune_loss``), as for a prune; otherwise the first is restored. Where
+        times the first search's (or below ``prune_loss``), as for a prune; otherwise the first is restored and its
+        secondary content halved while the fit allows (:meth:`_shrink_kvectors`). Where
         the search ends above that, the network is refitted first (``polish_steps``, order parameter frozen, phase
         ``k-polish``): the order parameter moves until the search's last step (a+a+c- with tilts 6, 6, 7 degrees:
         2.0e-4 at the end of the search, 8.6e-5 after the refit, against max(2 x 3.0e-5, 1e-4)).
