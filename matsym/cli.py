@@ -451,7 +451,7 @@ def add_search_options(parser: argparse.ArgumentParser) -> None:
         type=_threads,
         metavar="N",
         help="torch threads of the search: a number (default 1: the same result on every machine) or 'auto' (1 on "
-        "small graphs, torch's thread count from 2,000 edges, where more threads pay)",
+        "small graphs, torch's thread count from 4,000 edges, where more threads pay)",
     )
     _add_tolerances(parser)
     parser.add_argument(

@@ -46,8 +46,9 @@ FIT_FAILED_ERROR = 0.2
 
 #: Graphs with at least this many edges run on all of torch's threads when ``SearchConfig.threads`` is ``"auto"``
 #: (smaller ones on one: a second thread costs more than it gains there). ``benchmarks/bench_threads.py``, 2-core
-#: machine: 2 threads ran 0.95x as fast as 1 at 1,216 edges, 1.09x at 2,432, 1.2x at 4,864, 1.42x at 19,456.
-AUTO_THREADS_EDGES = 2000
+#: machine, two runs (loaded / quiet): 2 threads ran 0.95x / 1.03x as fast as 1 at 1,216 edges, 1.09x / 0.98x at
+#: 2,432, 1.2x / 1.5x at 4,864, 1.42x / 1.63x at 19,456.
+AUTO_THREADS_EDGES = 4000
 
 __all__ = [
     "FIT_FAILED_ERROR",
@@ -127,7 +128,7 @@ class SearchConfig:
             198 steps at loss 0.14360 on 1 thread, 0.14199 on 2), and a 2-thread search that met other work on a
             2-core machine took 210 s instead of 18 s. ``"auto"`` runs graphs of at least
             :data:`AUTO_THREADS_EDGES` edges on torch's own thread count (``OMP_NUM_THREADS`` where set, else the
-            cores), smaller ones on 1: 1.2x faster at 320 sites, 1.4x at 1,280 on a quiet 2-core machine
+            cores), smaller ones on 1: 1.5x faster at 320 sites, 1.6x at 1,280 on a quiet 2-core machine
             (``benchmarks/bench_threads.py``). An integer fixes the count; None leaves torch's setting.
             Subnormal floats are flushed to zero during the search too (see ``OrderParameterSearch.runtime``).
         device: torch device of the network and its inputs (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...). Results
