@@ -343,3 +343,23 @@ def test_float64_steps_return_to_the_search_dtype(square_pair):
     assert search.geometry.edge_sh.dtype == torch.float32
     assert abs(inside - before) <= 1e-5 * max(abs(before), 1e-12)
     assert search._current_loss() == before
+
+
+def test_pace_ends_only_phases_that_cannot_reach_their_loss():
+    """The pace rule on synthetic loss curves (budget 300, window 30, goal 3e-3)."""
+    from matsym.search import _Pace
+
+    def first_stop(curve, goal=3e-3, window=30, budget=300):
+        pace = _Pace(window, goal)
+        return next((i for i, loss in enumerate(curve) if pace.hopeless(loss, budget - i - 1)), None)
+
+    steps = np.arange(300)
+    assert first_stop(np.exp(-0.05 * steps)) is None  # reaches 3e-3 at step 117: never stopped
+    plateau = 0.3 + 0.5 * np.exp(-steps / 20.0)  # levels off at 0.3, far above the goal
+    assert first_stop(plateau) == 59  # judged as soon as two windows are in
+    slow = 0.5 * np.exp(-0.005 * steps)  # would need about 1,000 steps at this rate
+    assert first_stop(slow) == 59
+    assert first_stop(plateau, window=0) is None and first_stop(plateau, goal=None) is None  # disabled
+    assert first_stop(plateau, budget=100) is None  # under two windows left when it could judge: not worth it
+    # a phase that is slow now but could still make it within twice the rest of its budget is left alone
+    assert first_stop(0.5 * np.exp(-0.015 * steps)) is None
