@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["CellTranslations", "cell_translations", "coupled_weakest"]
+__all__ = ["CellTranslations", "cell_translations", "commensurate_k", "coupled_weakest", "k_key", "reduce_k"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,15 +116,14 @@ def cell_translations(structure, tol: float = 1e-3) -> CellTranslations | None:
     if cell.n_images <= 1:
         return None
     m = np.asarray(cell.supercell_matrix, dtype=np.int64)
-    kvectors = _commensurate_kvectors(m)
-    scale = 2 * len(kvectors)
-    key = {tuple(np.mod(np.rint(k * scale), scale).astype(np.int64)): i for i, k in enumerate(kvectors)}
+    kvectors = commensurate_k(m)
+    key = {k_key(k): i for i, k in enumerate(kvectors)}
     pair = np.full(len(kvectors), -1, dtype=np.int64)
     n_pairs = 0
     for i, k in enumerate(kvectors):  # Gamma comes first, so it is pair 0
         if pair[i] >= 0:
             continue
-        j = key[tuple(np.mod(np.rint(-k * scale), scale).astype(np.int64))]
+        j = key[k_key(-k)]
         pair[[i, j]] = n_pairs
         n_pairs += 1
     return CellTranslations(
@@ -174,28 +173,38 @@ def coupled_weakest(shares: np.ndarray, kvectors: np.ndarray, *, ratio: float = 
     return weak
 
 
-def _commensurate_kvectors(m: np.ndarray) -> np.ndarray:
-    """The ``|det M|`` wave vectors ``k`` with ``M k`` integer, modulo 1 (parent reciprocal basis), Gamma first."""
-    n = abs(round(np.linalg.det(m.astype(np.float64))))
-    gens = np.linalg.inv(m.astype(np.float64)).T  # rows: k = M^-1 e_j
-    scale = 2 * n
+_K_TOL = 1e-8
 
-    def key(k: np.ndarray) -> tuple:
-        return tuple(int(v) for v in np.mod(np.rint(k * scale), scale))
 
-    found = {key(np.zeros(3)): np.zeros(3)}
+def reduce_k(k: np.ndarray) -> np.ndarray:
+    """``k`` modulo 1, components in [0, 1), rounding noise set to zero."""
+    r = k - np.floor(k + _K_TOL)
+    r[np.abs(r) < _K_TOL] = 0.0
+    return r
+
+
+def k_key(k: np.ndarray) -> tuple[int, ...]:
+    """A hashable key of ``k`` modulo 1 (to 1e-6)."""
+    return tuple(round(x * 1e6) % 1_000_000 for x in reduce_k(k))
+
+
+def commensurate_k(m: np.ndarray) -> np.ndarray:
+    """All k (the parent's reciprocal basis, in [0, 1)) with ``M k`` integer; ``|det M|`` of them, Gamma first.
+
+    ``M``: integer matrix whose rows are the supercell's vectors in the parent's basis.
+    """
+    inv = np.linalg.inv(np.asarray(m, dtype=np.float64))
+    gens = [reduce_k(inv[:, i]) for i in range(3)]
+    seen = {k_key(np.zeros(3)): np.zeros(3)}
     frontier = [np.zeros(3)]
     while frontier:
-        nxt = []
+        new = []
         for k in frontier:
             for g in gens:
-                q = k + g
-                q -= np.floor(q + 1e-9)
-                kk = key(q)
-                if kk not in found:
-                    found[kk] = q
-                    nxt.append(q)
-        frontier = nxt
-    out = np.array(list(found.values()))
-    out[np.abs(out) < 1e-9] = 0.0
-    return out
+                q = reduce_k(k + g)
+                key = k_key(q)
+                if key not in seen:
+                    seen[key] = q
+                    new.append(q)
+        frontier = new
+    return np.array(sorted(seen.values(), key=lambda v: tuple(np.round(v, 6))))

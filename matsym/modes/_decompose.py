@@ -15,18 +15,16 @@ from typing import Any
 import numpy as np
 
 from matsym.errors import InputError, StructureError
+from matsym.kvectors import commensurate_k, k_key, reduce_k
 from matsym.modes import _labels as lab
 from matsym.modes._group import ParentGroup, field_blocks, parent_group, site_matrices
 from matsym.modes._project import (
-    commensurate_k,
     denominator,
     direction,
     group_type,
     isotropy_ops,
-    k_key,
     pattern,
     project_star,
-    reduce_k,
     star,
 )
 from matsym.modes._result import Mode, ModeDecomposition

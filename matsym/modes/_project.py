@@ -24,38 +24,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from matsym.kvectors import k_key, reduce_k  # the lattice part, shared with the search's wave-vector analysis
 from matsym.modes._group import ParentGroup
-
-_K_TOL = 1e-8
-
-
-def reduce_k(k: np.ndarray) -> np.ndarray:
-    r = k - np.floor(k + _K_TOL)
-    r[np.abs(r) < _K_TOL] = 0.0
-    return r
-
-
-def k_key(k: np.ndarray) -> tuple[int, ...]:
-    return tuple(round(x * 1e6) % 1_000_000 for x in reduce_k(k))
-
-
-def commensurate_k(m: np.ndarray) -> np.ndarray:
-    """All k (primitive reciprocal basis, in [0, 1)) with ``M k`` integer; ``|det M|`` of them."""
-    inv = np.linalg.inv(m.astype(np.float64))
-    gens = [reduce_k(inv[:, i]) for i in range(3)]
-    seen = {k_key(np.zeros(3)): np.zeros(3)}
-    frontier = [np.zeros(3)]
-    while frontier:
-        new = []
-        for k in frontier:
-            for g in gens:
-                q = reduce_k(k + g)
-                key = k_key(q)
-                if key not in seen:
-                    seen[key] = q
-                    new.append(q)
-        frontier = new
-    return np.array(sorted(seen.values(), key=lambda v: tuple(np.round(v, 6))))
 
 
 def denominator(ks: np.ndarray) -> int:
