@@ -35,6 +35,7 @@ from pymatgen.core import Lattice, Molecule, Structure
 from matsym.errors import StructureError
 
 __all__ = [
+    "HOWARD_STOKES_TILTS",
     "antiphase_perovskite",
     "cubic_perovskite",
     "glazer_phases",
@@ -50,6 +51,25 @@ __all__ = [
 
 _DEFAULT_A = 3.905  # SrTiO3 cubic lattice parameter, Angstrom
 _DEFAULT_SPECIES = ("Sr", "Ti", "O")
+
+#: The 14 tilted systems of Howard & Stokes, Acta Cryst. B54, 782 (1998), Table 2, with tilt angles in degrees for
+#: :func:`tilted_perovskite`: unequal where the symbol allows (examples and tests use them).
+HOWARD_STOKES_TILTS: dict[str, float | list[float]] = {
+    "a0a0c+": [0, 0, 6],
+    "a0b+b+": [0, 6, 6],
+    "a+a+a+": 6.0,
+    "a+b+c+": [5, 6, 7],
+    "a0a0c-": [0, 0, 6],
+    "a0b-b-": [0, 6, 6],
+    "a-a-a-": 6.0,
+    "a0b-c-": [0, 6, 7],
+    "a-b-b-": [7, 6, 6],
+    "a-b-c-": [5, 6, 7],
+    "a0b+c-": [0, 6, 7],
+    "a+b-b-": [7, 6, 6],
+    "a+b-c-": [5, 6, 7],
+    "a+a+c-": [6, 6, 7],
+}
 _AXES = "xyz"
 _GLAZER_RE = re.compile(r"^([a-zA-Z])([0+-])([a-zA-Z])([0+-])([a-zA-Z])([0+-])$")
 

@@ -19,7 +19,7 @@ from pymatgen.core import Lattice, Structure
 from matsym.errors import InputError, MatsymError
 from matsym.modes import decompose, decompose_field, labels_available
 from matsym.modes._decompose import mode_fields
-from matsym.structures import cubic_perovskite, tilted_perovskite
+from matsym.structures import HOWARD_STOKES_TILTS, cubic_perovskite, tilted_perovskite
 from matsym.symmetry import space_group
 
 A0 = 3.9
@@ -130,23 +130,7 @@ def test_a0a0c_minus_normalisation_follows_isodistort():
     assert "origin as given" in r.parent["origin"]["description"]
 
 
-# Howard & Stokes, Acta Cryst. B54, 782 (1998), Table 2: the 14 tilted systems; unequal angles where allowed
-HOWARD_STOKES = {
-    "a0a0c+": [0, 0, 6],
-    "a0b+b+": [0, 6, 6],
-    "a+a+a+": 6.0,
-    "a+b+c+": [5, 6, 7],
-    "a0a0c-": [0, 0, 6],
-    "a0b-b-": [0, 6, 6],
-    "a-a-a-": 6.0,
-    "a0b-c-": [0, 6, 7],
-    "a-b-b-": [7, 6, 6],
-    "a-b-c-": [5, 6, 7],
-    "a0b+c-": [0, 6, 7],
-    "a+b-b-": [7, 6, 6],
-    "a+b-c-": [5, 6, 7],
-    "a+a+c-": [6, 6, 7],
-}
+HOWARD_STOKES = HOWARD_STOKES_TILTS  # Howard & Stokes, Acta Cryst. B54, 782 (1998), Table 2
 
 
 def _primary(r, share: float = 0.05) -> set[str]:
