@@ -618,7 +618,7 @@ class OrderParameterSearch:
         so components of the wrong symmetry are not pushed. The first stage whose loss reaches ``stage_loss`` ends
         the growth; its network and order parameter are the warm start of the penalised search. A stage that cannot
         reach ``stage_loss`` ends early by its pace (``SearchConfig.pace_window``), except in the growth of the
-        wave-vector steering (``prefix``): its result must pass a prune's test, and a+b-b- steered passed it only
+        wave-vector steering (``_steering``): its result must pass a prune's test, and a+b-b- steered passed it only
         after the full stage (k-search loss 8.6e-5 against 8.3e-4 after a stage cut at 108 steps).
         """
         cfg = self.config
@@ -631,7 +631,7 @@ class OrderParameterSearch:
             def grow(steps: int, k: int = k) -> None:
                 self._optimise(
                     steps, history, f"{prefix}grow-L{k}", train_op=True, penalise=False, decays=0,
-                    stop_loss=cfg.stage_loss, goal=None if prefix else cfg.stage_loss, bar=bar,
+                    stop_loss=cfg.stage_loss, goal=None if self._steering else cfg.stage_loss, bar=bar,
                 )  # fmt: skip
 
             if cfg.span_steps > 0:
