@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
@@ -249,13 +250,41 @@ def test_help_is_light(tmp_path):
             "import sys, contextlib, io\n"
             "from matsym.cli import main\n"
             "with contextlib.redirect_stdout(io.StringIO()):\n"
-            f"    status = main({[*args, '--help']!r})\n"
+            f"    status = main({[*args, '--help']!r}, standalone=True)\n"
             "heavy = {'torch', 'pymatgen', 'ase', 'spglib', 'e3nn'}\n"
             "heavy = sorted({m.split('.')[0] for m in sys.modules} & heavy)\n"
             "print(status, heavy)\n"
         )
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
         assert proc.stdout.strip() == "0 []", (args, proc.stdout, proc.stderr)
+
+
+def test_standalone_run_imports_with_collection_paused_then_frozen(tmp_path):
+    """The console entry point imports a command's heavy modules with the garbage collector paused and freezes
+    them (matsym.cli._preload); the collector is on again for the command itself, and ``main`` called from a
+    program that goes on (standalone off) leaves the collector alone."""
+    code = (
+        "import gc, sys\n"
+        "from matsym.cli import _preload\n"
+        "calls = []\n"
+        "gc.callbacks.append(lambda phase, info: calls.append(info['generation']) if phase == 'start' else None)\n"
+        "_preload(sys.argv[1])\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 100000, 'torch' in sys.modules, len(calls))\n"
+    )
+    runs = {
+        command: subprocess.run(
+            [sys.executable, "-c", code, command], capture_output=True, text=True, cwd=tmp_path, check=True
+        ).stdout.split()
+        for command in ("find", "verify")
+    }
+    assert runs["find"] == ["True", "True", "True", "0"], runs  # no collection while torch and pymatgen import
+    assert runs["verify"] == ["True", "False", "False", "0"], runs  # nothing to preload
+    from matsym.cli import main
+
+    write_structure(cubic_perovskite(), tmp_path / "cubic.cif")
+    before = gc.get_freeze_count()
+    assert main(["verify", str(tmp_path / "cubic.cif"), "--expect", "Pm-3m"]) == 0
+    assert gc.get_freeze_count() == before and gc.isenabled()
 
 
 def test_console_script_matches_module(tmp_path):

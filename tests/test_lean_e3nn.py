@@ -114,3 +114,9 @@ def test_memoised_moments_are_e3nns_bit_for_bit():
         assert normalize.moment is original
         for f, e, g in zip(functions, expected, got, strict=True):
             assert g.dtype == e.dtype == dtype and torch.equal(g, e), (f, dtype, float(g), float(e))
+    # the four activations of matsym's networks come from the table in float64 (no samples drawn), abs does not
+    from matsym._lean_e3nn import _KNOWN_MOMENTS, _known_moment
+
+    tabulated = [f for f in functions if _known_moment(f, 2, torch.float64, None) is not None]
+    assert tabulated == list(functions[:4]) and len(_KNOWN_MOMENTS) == 4
+    assert _known_moment(torch.tanh, 2, torch.float32, None) is None
