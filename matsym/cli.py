@@ -614,16 +614,28 @@ def _collect_warnings() -> Iterator[list[warnings.WarningMessage]]:
         yield caught
 
 
-# what each subcommand imports anyway (modules of the command's own ``from ... import`` lines run later)
+# what each subcommand imports whatever its files (modules of the command's own ``from ... import`` lines run
+# later); ``find`` writes predicted.cif, so pymatgen's CIF module too
 _HEAVY_IMPORTS = {
     "find": ("torch", "pymatgen.core", "pymatgen.io.cif", "matsym.search", "matsym.modes"),
-    "check": ("torch", "pymatgen.core", "pymatgen.io.cif", "matsym.search"),
-    "distort": ("torch", "pymatgen.core", "pymatgen.io.cif", "matsym.transformations"),
+    "check": ("torch", "pymatgen.core", "matsym.search"),
+    "distort": ("pymatgen.core", "matsym.transformations"),
+    "verify": ("pymatgen.core", "matsym.symmetry"),
 }
+_FILE_ARGUMENTS = ("parent", "target", "file", "output")
 
 
-def _preload(command: str | None) -> None:
-    """Import what ``command`` needs with the cyclic garbage collector paused, then freeze what was imported.
+def _heavy_imports(args: argparse.Namespace) -> list[str]:
+    """Modules that ``args.command`` will import: its own, and pymatgen's CIF module where a file is a CIF."""
+    modules = list(_HEAVY_IMPORTS.get(args.command or "", ()))
+    files = [str(getattr(args, name, None) or "") for name in _FILE_ARGUMENTS]
+    if modules and any(f.lower().endswith(".cif") for f in files):
+        modules.append("pymatgen.io.cif")
+    return modules
+
+
+def _preload(modules: Sequence[str]) -> None:
+    """Import ``modules`` with the cyclic garbage collector paused, then freeze what was imported.
 
     Measured on ``matsym find`` (40-atom cell, ``benchmarks/bench_startup.py``): the collector makes three full
     passes while torch, pymatgen and scipy import (about 0.2 s, nothing to free: modules live until exit), and
@@ -634,7 +646,6 @@ def _preload(command: str | None) -> None:
     import gc
     import importlib
 
-    modules = _HEAVY_IMPORTS.get(command or "", ())
     if not modules:
         return
     gc.disable()
@@ -684,7 +695,7 @@ def main(argv: Sequence[str] | None = None, *, standalone: bool = False) -> int:
     with contextlib.suppress(ValueError):  # only the main thread may set handlers
         signal.signal(signal.SIGTERM, _terminate)
     if standalone:
-        _preload(args.command)
+        _preload(_heavy_imports(args))
     try:
         with _collect_warnings() as caught, using(**_limits(args)):
             status = args.func(args)

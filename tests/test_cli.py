@@ -261,24 +261,33 @@ def test_help_is_light(tmp_path):
 
 def test_standalone_run_imports_with_collection_paused_then_frozen(tmp_path):
     """The console entry point imports a command's heavy modules with the garbage collector paused and freezes
-    them (matsym.cli._preload); the collector is on again for the command itself, and ``main`` called from a
-    program that goes on (standalone off) leaves the collector alone."""
+    them (matsym.cli._preload); the collector is on again for the command itself. Only what the command uses is
+    preloaded (``distort`` and ``verify`` never import torch; pymatgen's CIF module only for a CIF), and ``main``
+    called from a program that goes on (standalone off) leaves the collector alone."""
     code = (
         "import gc, sys\n"
-        "from matsym.cli import _preload\n"
+        "from matsym.cli import _heavy_imports, _preload, build_parser\n"
         "calls = []\n"
         "gc.callbacks.append(lambda phase, info: calls.append(info['generation']) if phase == 'start' else None)\n"
-        "_preload(sys.argv[1])\n"
-        "print(gc.isenabled(), gc.get_freeze_count() > 100000, 'torch' in sys.modules, len(calls))\n"
+        "modules = _heavy_imports(build_parser().parse_args(sys.argv[1:]))\n"
+        "before = len(calls)\n"
+        "_preload(modules)\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 10000, 'torch' in sys.modules, 'pymatgen.io.cif' in sys.modules,"
+        " len(calls) - before)\n"
     )
-    runs = {
-        command: subprocess.run(
-            [sys.executable, "-c", code, command], capture_output=True, text=True, cwd=tmp_path, check=True
-        ).stdout.split()
-        for command in ("find", "verify")
+    cases = {
+        # nothing collected while they import
+        ("find", "a.cif", "b.cif", "-o", "run"): ["True", "True", "True", "True", "0"],
+        ("check", "a.vasp", "b.vasp"): ["True", "True", "True", "False", "0"],
+        ("verify", "a.cif"): ["True", "True", "False", "True", "0"],
+        ("distort", "a.vasp", "--result", "r.json", "-o", "b.vasp"): ["True", "True", "False", "False", "0"],
+        ("modes", "a.cif", "b.cif"): ["True", "False", "False", "False", "0"],  # not preloaded: nothing frozen
     }
-    assert runs["find"] == ["True", "True", "True", "0"], runs  # no collection while torch and pymatgen import
-    assert runs["verify"] == ["True", "False", "False", "0"], runs  # nothing to preload
+    for args, expected in cases.items():
+        proc = subprocess.run(
+            [sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=tmp_path, check=True
+        )
+        assert proc.stdout.split() == expected, (args, proc.stdout, proc.stderr)
     from matsym.cli import main
 
     write_structure(cubic_perovskite(), tmp_path / "cubic.cif")
