@@ -320,7 +320,7 @@ def _modes(group, setting, amps, kvec, rho, blocks, d, s_size, total2, kind, str
         minus = {k_key(-a) for a in arms}
         separate = not (minus & arm_keys)
         done |= arm_keys | (minus if separate else set())
-        comps, chars, little, mats = project_star(group, k_rep, amps, rho)
+        comps, chars, little, mats, moved = project_star(group, k_rep, amps, rho)
         k_name, labels = _label(setting, group, k_rep, chars, little)
         used: set[int] = set()
         for a, comp in enumerate(comps):
@@ -366,7 +366,7 @@ def _modes(group, setting, amps, kvec, rho, blocks, d, s_size, total2, kind, str
                                 "amplitude": _scaled(s_size * v, total2 * s_size, kind),
                             }
                         )
-            vec = direction(group, k_rep, amps, rho, mats[a], little)
+            vec = direction(group, k_rep, amps, rho, mats[a], little, moved)
             if np.linalg.norm(vec) > 0:
                 vec = vec / np.linalg.norm(vec)
             amp = _scaled(amp2, total2 * s_size, kind)
