@@ -233,30 +233,34 @@ def isotropy_ops(
     norm = max(float(np.abs(a).max()) for a in comp.values()) if comp else 0.0
     grid = np.array(list(itertools.product(range(d), repeat=3)), dtype=np.float64)  # [d^3, 3]
     keys = list(comp)
+    ok = np.ones(group.n_ops, dtype=bool)
+    if strain is not None:
+        r = group.cart_rotations
+        images = r @ strain @ np.transpose(r, (0, 2, 1))  # R ε R^T, Biot strain, dimensionless
+        ok &= ~(np.abs(images - strain).max(axis=(1, 2)) > 1e-5)
+    gs = np.nonzero(ok)[0]
+    phases = np.zeros((group.n_ops, len(keys)))
+    kps = np.zeros((group.n_ops, len(keys), 3))
+    for j, key in enumerate(keys):
+        # every operation at once: its image of this arm, and the component's amplitude at the image's k
+        img = group.apply_many(gs, comp[key], kvecs[key], rho)  # [m, n_s, D]
+        kp = reduce_k(group.k_rotations[gs] @ kvecs[key])  # [m, 3]
+        found = np.zeros(len(gs), dtype=bool)
+        tgt = np.zeros_like(img)
+        for i, kk in enumerate(k_keys(kp)):
+            if kk in comp:
+                found[i], tgt[i] = True, comp[kk]
+        tt = np.einsum("msd,msd->m", np.conj(tgt), tgt).real
+        ratio = np.einsum("msd,msd->m", np.conj(tgt), img) / np.where(found, tt, 1.0)
+        dev = np.abs(img - ratio[:, None, None] * tgt).max(axis=(1, 2))
+        good = found & ~(np.abs(np.abs(ratio) - 1) > 1e-6) & ~(dev > tol * max(norm, 1e-300))
+        ok[gs[~good]] = False
+        phases[gs, j] = np.angle(ratio) / (2 * np.pi)
+        kps[gs, j] = kp
     rots, trans, n_pure = [], [], 0
-    for g in range(group.n_ops):
-        if strain is not None:
-            r = group.cart_rotations[g]
-            if np.abs(r @ strain @ r.T - strain).max() > 1e-5:  # Biot strain, dimensionless
-                continue
-        phases, ks, ok = [], [], True
-        for key in keys:
-            img = group.apply(g, comp[key], kvecs[key], rho)
-            kp = reduce_k(group.image_k(g, kvecs[key]))
-            tgt = comp.get(k_key(kp))
-            if tgt is None:
-                ok = False
-                break
-            ratio = np.vdot(tgt, img) / np.vdot(tgt, tgt)
-            if abs(abs(ratio) - 1) > 1e-6 or np.abs(img - ratio * tgt).max() > tol * max(norm, 1e-300):
-                ok = False
-                break
-            phases.append(np.angle(ratio) / (2 * np.pi))
-            ks.append(kp)
-        if not ok:
-            continue
+    for g in np.nonzero(ok)[0]:
         if keys:
-            frac = grid @ np.array(ks).T - np.array(phases)[None]  # need k'·t ≡ phase (mod 1)
+            frac = grid @ kps[g].T - phases[g][None]  # need k'·t ≡ phase (mod 1)
             good = np.all(np.abs(frac - np.rint(frac)) < 1e-6, axis=1)
         else:
             good = np.ones(len(grid), dtype=bool)
