@@ -257,19 +257,23 @@ def isotropy_ops(
         ok[gs[~good]] = False
         phases[gs, j] = np.angle(ratio) / (2 * np.pi)
         kps[gs, j] = kp
-    rots, trans, n_pure = [], [], 0
+    rots: list[np.ndarray] = []
+    trans: list[np.ndarray] = []
+    n_pure = 0
     for g in np.nonzero(ok)[0]:
         if keys:
             frac = grid @ kps[g].T - phases[g][None]  # need k'·t ≡ phase (mod 1)
             good = np.all(np.abs(frac - np.rint(frac)) < 1e-6, axis=1)
         else:
             good = np.ones(len(grid), dtype=bool)
-        for t in grid[good]:
-            rots.append(group.rotations[g])
-            trans.append(((group.translations[g] + t) / d) % 1.0)
+        ts = grid[good]  # [m, 3]
+        rots.append(np.broadcast_to(group.rotations[g], (len(ts), 3, 3)))
+        trans.append(((group.translations[g] + ts) / d) % 1.0)
         if np.array_equal(group.rotations[g], np.eye(3, dtype=np.int64)):
             n_pure = int(good.sum())
-    return np.array(rots, dtype=np.intc), np.array(trans), n_pure
+    if not rots:
+        return np.array([], dtype=np.intc), np.array([]), n_pure
+    return np.concatenate(rots).astype(np.intc), np.concatenate(trans), n_pure
 
 
 def group_type(group: ParentGroup, rots: np.ndarray, trans: np.ndarray, d: int) -> tuple[int, str]:
