@@ -321,8 +321,9 @@ def _wigner_all(l: int, rotations: np.ndarray) -> np.ndarray:
 def site_matrices(group: ParentGroup, blocks: tuple[FieldBlock, ...]) -> np.ndarray:
     """[n_g, D, D] block-diagonal ``ρ(g)`` of every operation.
 
-    Wigner matrices (L ≥ 2) are solved for all operations at once, once per ``l``: the per-operation solves
-    were most of this function's time (96 ``lstsq`` calls for 2e+2o on Pm-3m).
+    Whole blocks are filled for all operations at once; Wigner matrices (L ≥ 2) are built once per ``l`` (2e and
+    2o share them up to the parity sign) with the harmonics of all rotated probes in one evaluation: per
+    operation and block, they were most of this function's time (96 solves and 192 harmonics for 2e+2o on Pm-3m).
     """
     dim = sum(b.dim for b in blocks)
     out = np.zeros((group.n_ops, dim, dim))

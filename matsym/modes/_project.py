@@ -24,7 +24,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from matsym.kvectors import _K_TOL, k_key, reduce_k  # the lattice part, shared with the search's wave-vector analysis
+from matsym.kvectors import k_key, reduce_k  # the lattice part, shared with the search's wave-vector analysis
 from matsym.modes._group import ParentGroup
 
 
@@ -34,8 +34,7 @@ def denominator(ks: np.ndarray) -> int:
 
 def k_keys(ks: np.ndarray) -> list[tuple[int, ...]]:
     """:func:`matsym.kvectors.k_key` of each row of ``ks`` [m, 3], in one vectorised pass."""
-    r = ks - np.floor(ks + _K_TOL)
-    r[np.abs(r) < _K_TOL] = 0.0
+    r = reduce_k(np.asarray(ks, dtype=np.float64))  # elementwise: the same numbers as row by row
     return [tuple(row) for row in (np.rint(r * 1e6).astype(np.int64) % 1_000_000).tolist()]
 
 
