@@ -101,3 +101,27 @@ def test_cached_parent_arrays_are_read_only(monkeypatch):
         cached.group.frac[0, 0] = 0.5
     with pytest.raises(ValueError, match="read-only"):
         cached.rho(field_blocks(None))[0, 0, 0] = 2.0
+
+
+def test_parents_decomposed_from_threads_give_the_serial_reports(monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(dec, "_PARENTS", {})
+    monkeypatch.setattr(dec, "_PARENTS_MAX", 2)  # fewer entries than parents: entries are evicted while in use
+    rng = np.random.default_rng(11)
+    cases = []
+    for parent in (cubic_perovskite(), _general(123), _general(14)):
+        sc = parent.copy()
+        sc.make_supercell([[2, 0, 0], [0, 1, 0], [0, 0, 1]])
+        cases.append((parent, sc, rng.normal(size=(len(sc), 3))))
+    serial = [decompose_field(p, sc, f, kind="displacement").as_dict() for p, sc, f in cases]
+    dec._PARENTS.clear()
+
+    def report(i: int) -> dict:
+        parent, sc, field = cases[i % 3]
+        return decompose_field(parent, sc, field, kind="displacement").as_dict()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        threaded = list(pool.map(report, range(12)))
+    assert all(threaded[i] == serial[i % 3] for i in range(12))
+    assert len(dec._PARENTS) == 2

@@ -10,6 +10,7 @@ amplitudes), so As² = s Σ_arms |C_k|², and the modes' As² add up to the tota
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -247,6 +248,7 @@ class _Parent:
 
 _PARENTS: dict[tuple, _Parent] = {}
 _PARENTS_MAX = 16
+_PARENTS_LOCK = threading.Lock()  # screens may decompose in threads; building happens outside the lock
 
 
 def _parent(p: Any, symprec: float) -> _Parent:
@@ -257,12 +259,14 @@ def _parent(p: Any, symprec: float) -> _Parent:
         tuple(site.species_string for site in p),
         float(symprec),
     )
-    hit = _PARENTS.pop(key, None)
+    with _PARENTS_LOCK:
+        hit = _PARENTS.pop(key, None)
     if hit is None:
         hit = _Parent(parent_group(p, symprec=symprec), symprec)
-    _PARENTS[key] = hit  # most recently used last
-    while len(_PARENTS) > _PARENTS_MAX:
-        del _PARENTS[next(iter(_PARENTS))]
+    with _PARENTS_LOCK:
+        _PARENTS[key] = hit  # most recently used last
+        while len(_PARENTS) > _PARENTS_MAX:
+            del _PARENTS[next(iter(_PARENTS))]
     return hit
 
 
