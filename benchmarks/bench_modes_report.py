@@ -7,9 +7,11 @@ times ``result_modes`` on the saved ``result.json`` in fresh processes, as ``fin
 call in the process (spgrep's irreps, the parent's group and the label tables built, imports included), "warm"
 a second call on the same result. With ``--baseline DIR`` (a checkout of another commit, e.g. ``git worktree add
 /tmp/base e0ba757``) the runs alternate between that code and this one, so both see the same machine load, and
-the two reports are compared (labels, subgroups, patterns equal; numbers to 1e-10).
+the two reports are compared (labels, subgroups, patterns equal; numbers to 1e-10). ``--in-find`` also times
+``attach_modes`` inside whole ``matsym find`` runs (the search's own result: the 20-site search cell).
 
-Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_modes_report.py [--runs 7] [--baseline DIR] [--result PATH]``.
+Run: ``OMP_NUM_THREADS=1 python benchmarks/bench_modes_report.py [--runs 7] [--baseline DIR] [--result PATH]
+[--in-find]``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,27 @@ import matsym
 print(json.dumps({"cold": t2 - t1, "warm": t3 - t2, "load": t1 - t0, "file": matsym.__file__, "report": report}))
 """
 
+_IN_FIND = """
+import json, sys, time
+import matsym.modes
+inner = matsym.modes.attach_modes
+spent = []
+
+def timed(result):  # search.py imports attach_modes from matsym.modes when the search ends
+    t = time.perf_counter()
+    out = inner(result)
+    spent.append(time.perf_counter() - t)
+    return out
+
+matsym.modes.attach_modes = timed
+from matsym.cli import main
+with open(sys.argv[1], "w") as fh:
+    sys.stdout = fh
+    status = main(sys.argv[2:])
+sys.stdout = sys.__stdout__
+print(json.dumps({"status": status, "attach_modes": spent, "file": matsym.__file__}))
+"""
+
 
 def _differences(a, b, path: str = "") -> list[str]:
     """Where two reports differ: any key, label or count; floats beyond 1e-10 (relative above 1)."""
@@ -61,6 +84,9 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", type=int, default=None, help="fresh processes per code (default 7; quick 3)")
     parser.add_argument("--baseline", default=None, metavar="DIR", help="checkout of other code, timed alternately")
     parser.add_argument("--result", default=None, metavar="PATH", help="a saved result.json (default: run find)")
+    parser.add_argument(
+        "--in-find", action="store_true", help="also time attach_modes inside `matsym find` runs (about 4 s each)"
+    )
     args = parse_common(parser, argv)
     report = Report("bench_modes_report", args.quick)
     runs = args.runs or (3 if args.quick else 7)
@@ -70,8 +96,8 @@ def main(argv=None) -> int:
         codes = {"baseline": Path(args.baseline).resolve(), **codes}
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(args.result) if args.result else None
+        parent, target = write_inputs(Path(tmp))
         if result is None:
-            parent, target = write_inputs(Path(tmp))
             cmd = [py, "-m", "matsym", "find", str(parent), str(target), "--sites", "Ti", "--irreps", IRREPS]
             run_child([*cmd, "--out", str(Path(tmp) / "out"), "--no-progress", "--json"])
             result = Path(tmp) / "out" / "result.json"
@@ -84,6 +110,18 @@ def main(argv=None) -> int:
                 times[name].append(json.loads(stdout))
                 t = times[name][-1]
                 print(f"  run {k + 1} {name}: cold {t['cold'] * 1e3:.1f} ms, warm {t['warm'] * 1e3:.1f} ms", flush=True)
+        in_find: dict[str, list[float]] = {name: [] for name in codes}
+        for k in range(runs if args.in_find else 0):
+            for name, root in codes.items():
+                child = f"import sys; sys.path.insert(0, {str(root)!r})\n" + _IN_FIND
+                find = ["find", str(parent), str(target), "--sites", "Ti", "--irreps", IRREPS, "--force"]
+                find += ["--out", str(Path(tmp) / f"find_{k}"), "--no-progress", "--json"]
+                _, _, stdout = run_child([py, "-c", child, str(Path(tmp) / "find.json"), *find])
+                got = json.loads(stdout)
+                if got["status"] != 0 or len(got["attach_modes"]) != 1:
+                    raise RuntimeError(f"matsym find ({name}): exit {got['status']}, modes {got['attach_modes']}")
+                in_find[name].append(got["attach_modes"][0])
+                print(f"  find {k + 1} {name}: attach_modes {in_find[name][-1] * 1e3:.1f} ms", flush=True)
     rows = []
     for name, values in times.items():
         cold, warm = [v["cold"] for v in values], [v["warm"] for v in values]
@@ -101,6 +139,16 @@ def main(argv=None) -> int:
         ["code", "cold ms (median)", "cold range", "warm ms (median)", "runs"],
         rows,
     )
+    if args.in_find:
+        report.table(
+            "attach_modes inside `matsym find` Pm-3m -> a+b-b-, 40 atoms (fresh processes, runs alternate)",
+            ["code", "ms (median)", "range", "runs"],
+            [
+                [name, f"{statistics.median(v) * 1e3:.1f}", f"{min(v) * 1e3:.1f}-{max(v) * 1e3:.1f}", len(v)]
+                for name, v in in_find.items()
+            ],
+        )
+        report.data["in_find"] = in_find
     ours = times["this tree"][0]["report"]
     labels = [m["irrep"] for m in (ours[1] or {}).get("modes", [])]
     report.note(f"Displacement modes reported: {', '.join(labels) or 'none'}.")
