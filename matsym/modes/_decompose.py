@@ -10,6 +10,7 @@ amplitudes), so As² = s Σ_arms |C_k|², and the modes' As² add up to the tota
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -187,17 +188,10 @@ class _Setting:
         with _spglib_raising() as spglib:
             db = spglib.get_symmetry_from_database(lab.table_hall_number(group.number))
         db_r, db_t = np.asarray(db["rotations"]), np.asarray(db["translations"])
-        for wi, ti in zip(w, t, strict=True):
-            ok = False
-            for rj, tj in zip(db_r, db_t, strict=True):
-                if np.array_equal(rj, wi):
-                    d = ti - tj
-                    if np.abs(d - np.rint(d)).max() < 1e-5:
-                        ok = True
-                        break
-            if not ok:
-                return False
-        return True
+        same_r = np.all(w[:, None] == db_r[None], axis=(2, 3))  # [n_ops, n_db]
+        d = t[:, None] - db_t[None]
+        same_t = np.abs(d - np.rint(d)).max(axis=-1) < 1e-5
+        return bool(np.all(np.any(same_r & same_t, axis=1)))  # every operation is one of the database's
 
     def k_std(self, k_prim: np.ndarray) -> np.ndarray:
         return np.linalg.inv(self.p_mat).T @ k_prim
@@ -217,8 +211,68 @@ def _orbits(group: ParentGroup) -> list[list[int]]:
     return out
 
 
+class _Parent:
+    """What a decomposition needs of the parent alone: its group, Wyckoff orbits, table setting, site matrices.
+
+    Kept between decompositions on the same parent (a search result reports two fields, the learned order
+    parameter and the decoded displacements): building it takes two spglib datasets for the group, one for the
+    setting and the site matrices; built for each field, they were about a third of the report's time in a
+    ``matsym find`` run (cProfile: 0.08 of 0.24 s). Its arrays are read-only.
+    """
+
+    def __init__(self, group: ParentGroup, symprec: float):
+        _ = group.k_rotations  # a cached property: computed now, so that it is made read-only with the rest
+        for value in vars(group).values():
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+        self.group = group
+        self.symprec = symprec
+        self.orbits = _orbits(group)
+        self._setting: _Setting | None = None
+        self._rho: dict[tuple, np.ndarray] = {}
+
+    def setting(self) -> _Setting:
+        """The tables' setting; rebuilt when the tables change (installed, removed, reloaded)."""
+        if self._setting is None or self._setting.table is not lab.load_table(self.group.number):
+            self._setting = _Setting(self.group, self.symprec, want_labels=True)
+        return self._setting
+
+    def rho(self, blocks: tuple) -> np.ndarray:
+        """[n_g, D, D] site-block matrices of a field's blocks."""
+        if blocks not in self._rho:
+            rho = site_matrices(self.group, blocks)
+            rho.flags.writeable = False
+            self._rho[blocks] = rho
+        return self._rho[blocks]
+
+
+_PARENTS: dict[tuple, _Parent] = {}
+_PARENTS_MAX = 16
+_PARENTS_LOCK = threading.Lock()  # screens may decompose in threads; building happens outside the lock
+
+
+def _parent(p: Any, symprec: float) -> _Parent:
+    """The :class:`_Parent` of a structure (the same object for the same lattice, sites, species and symprec)."""
+    key = (
+        np.asarray(p.lattice.matrix, dtype=np.float64).tobytes(),
+        np.asarray(p.frac_coords, dtype=np.float64).tobytes(),
+        tuple(site.species_string for site in p),
+        float(symprec),
+    )
+    with _PARENTS_LOCK:
+        hit = _PARENTS.pop(key, None)
+    if hit is None:
+        hit = _Parent(parent_group(p, symprec=symprec), symprec)
+    with _PARENTS_LOCK:
+        _PARENTS[key] = hit  # most recently used last
+        while len(_PARENTS) > _PARENTS_MAX:
+            del _PARENTS[next(iter(_PARENTS))]
+    return hit
+
+
 def _decompose(p, origin, lat, frac, values, irreps, *, species, strain, kind, symprec, fields=None):
-    group = parent_group(p, symprec=symprec)
+    cached = _parent(p, symprec)
+    group = cached.group
     blocks = field_blocks(irreps)
     dim = sum(b.dim for b in blocks)
     if values.shape[1] != dim:
@@ -232,8 +286,8 @@ def _decompose(p, origin, lat, frac, values, irreps, *, species, strain, kind, s
     bloch = np.einsum("jk,js,jd->ksd", phases, onehot, values)  # [n_k, n_s, D]
     norms = np.einsum("ksd,ksd->k", bloch, np.conj(bloch)).real
     total2 = float(norms.sum())
-    setting = _Setting(group, symprec, want_labels=True)
-    rho = site_matrices(group, blocks)
+    setting = cached.setting()
+    rho = cached.rho(blocks)
     keep = norms > _ZERO * max(total2, 1e-300)
     amps = {k_key(k): b for k, b, ok in zip(ks, bloch, keep, strict=True) if ok}
     kvec = {k_key(k): k for k, ok in zip(ks, keep, strict=True) if ok}
@@ -245,7 +299,7 @@ def _decompose(p, origin, lat, frac, values, irreps, *, species, strain, kind, s
         rots, trans, n_pure = isotropy_ops(group, amps, kvec, rho, d, strain)
     whole = group_type(group, rots, trans, d)
     s_size = d**3 / max(n_pure, 1)
-    modes = _modes(group, setting, amps, kvec, rho, blocks, d, s_size, total2, kind, strain, fields)
+    modes = _modes(group, setting, amps, kvec, rho, blocks, d, s_size, total2, kind, strain, fields, cached.orbits)
     if fields is not None:  # real-space fields of the components on the given cell, for checks
         fields[:] = [(name, _real_space(full, kfull, s_idx, cells)) for name, full, kfull in fields]
     total = float(np.sqrt(s_size * total2))
@@ -254,7 +308,7 @@ def _decompose(p, origin, lat, frac, values, irreps, *, species, strain, kind, s
     return ModeDecomposition(
         parent={
             "space_group": {"number": group.number, "symbol": group.symbol},
-            "origin": _origin(setting, origin, group),
+            "origin": _origin(setting, origin, group, cached.orbits),
         },
         subgroup={"number": whole[0], "symbol": whole[1]},
         kind=kind,
@@ -267,7 +321,7 @@ def _decompose(p, origin, lat, frac, values, irreps, *, species, strain, kind, s
     )
 
 
-def _origin(setting: _Setting, origin: np.ndarray, group: ParentGroup) -> dict[str, Any]:
+def _origin(setting: _Setting, origin: np.ndarray, group: ParentGroup, orbits: list[list[int]]) -> dict[str, Any]:
     shift = [float(x) for x in origin]
     if setting.table is None:
         text = "origin as given" if not any(shift) else f"origin shifted to {shift} (parent fractional)"
@@ -279,7 +333,7 @@ def _origin(setting: _Setting, origin: np.ndarray, group: ParentGroup) -> dict[s
         text += ", ITA standard setting (origin choice 2 where there are two)"
     if setting.wyckoffs is not None:
         text += "; sites " + ", ".join(
-            f"{group.species[orb[0]]} {len(orb)}{setting.wyckoffs[orb[0]]}" for orb in _orbits(group)
+            f"{group.species[orb[0]]} {len(orb)}{setting.wyckoffs[orb[0]]}" for orb in orbits
         )
     return {"shift": shift, "description": text}
 
@@ -307,10 +361,9 @@ def _representative(group: ParentGroup, setting: _Setting, k: np.ndarray) -> np.
     return k
 
 
-def _modes(group, setting, amps, kvec, rho, blocks, d, s_size, total2, kind, strain, fields=None) -> list[Mode]:
+def _modes(group, setting, amps, kvec, rho, blocks, d, s_size, total2, kind, strain, fields, orbits) -> list[Mode]:
     done: set[tuple] = set()
     out: list[Mode] = []
-    orbits = _orbits(group)
     for key in sorted(amps):
         if key in done:
             continue
@@ -320,7 +373,7 @@ def _modes(group, setting, amps, kvec, rho, blocks, d, s_size, total2, kind, str
         minus = {k_key(-a) for a in arms}
         separate = not (minus & arm_keys)
         done |= arm_keys | (minus if separate else set())
-        comps, chars, little, mats = project_star(group, k_rep, amps, rho)
+        comps, chars, little, mats, moved = project_star(group, k_rep, amps, rho)
         k_name, labels = _label(setting, group, k_rep, chars, little)
         used: set[int] = set()
         for a, comp in enumerate(comps):
@@ -366,7 +419,7 @@ def _modes(group, setting, amps, kvec, rho, blocks, d, s_size, total2, kind, str
                                 "amplitude": _scaled(s_size * v, total2 * s_size, kind),
                             }
                         )
-            vec = direction(group, k_rep, amps, rho, mats[a], little)
+            vec = direction(group, k_rep, amps, rho, mats[a], little, moved)
             if np.linalg.norm(vec) > 0:
                 vec = vec / np.linalg.norm(vec)
             amp = _scaled(amp2, total2 * s_size, kind)

@@ -125,6 +125,28 @@ class ParentGroup:  # cached_property needs a __dict__: no slots
         out[self.perm[g]] = (amp @ rho[g].T) * phase[:, None]
         return out
 
+    def apply_many(self, gs: np.ndarray, amp: np.ndarray, k: np.ndarray, rho: np.ndarray) -> np.ndarray:
+        """:meth:`apply` for every operation in ``gs`` at once (one batched product instead of a Python loop).
+
+        Args:
+            gs: [m] operation indices.
+            amp: [..., n_s, D] complex Bloch amplitudes at ``k`` (leading dimensions are kept).
+            k: [3] fractional (primitive reciprocal basis).
+            rho: [n_g, D, D] site-block matrices of every operation.
+
+        Returns:
+            [..., m, n_s, D]: the amplitude at ``W_g^-T k`` for each ``g``.
+        """
+        gs = np.asarray(gs, dtype=np.int64)
+        kp = self.k_rotations[gs] @ k  # [m, 3]
+        # batched matmul, not einsum: the same bits as apply's per-operation products (einsum sums in another
+        # order, and the reported directions of degenerate irreps follow the largest of nearly equal projections)
+        phase = np.exp(-2j * np.pi * (self.shifts[gs] @ kp[:, :, None])[..., 0])  # [m, n_s]
+        moved = (amp[..., None, :, :] @ np.transpose(rho[gs], (0, 2, 1))) * phase[:, :, None]  # [..., m, n_s, D]
+        out = np.empty_like(moved)
+        out[..., np.arange(len(gs))[:, None], self.perm[gs], :] = moved
+        return out
+
 
 def parent_group(structure: Any, symprec: float = 1e-3) -> ParentGroup:
     """The parent's primitive cell (same frame and origin) and its operations.
@@ -155,8 +177,11 @@ def parent_group(structure: Any, symprec: float = 1e-3) -> ParentGroup:
     species = tuple(s[i].species_string for i in keep)
     # operations from the primitive cell: spglib lists only the operations that map the given cell's lattice onto
     # itself (a sqrt2 x sqrt2 x 1 perovskite cell loses the 3-fold axes), the primitive lattice keeps them all
-    with _spglib_raising() as spglib:
-        pds = spglib.get_symmetry_dataset((p_lat, p_frac, p_num), symprec=symprec)
+    if np.array_equal(p_lat, lattice) and np.array_equal(p_frac, frac) and p_num == list(numbers):
+        pds = ds  # the given cell is already primitive: spglib would be called on the same input again
+    else:
+        with _spglib_raising() as spglib:
+            pds = spglib.get_symmetry_dataset((p_lat, p_frac, p_num), symprec=symprec)
     ops: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
     for r, t in zip(np.asarray(pds.rotations), np.asarray(pds.translations), strict=True):
         tp = t - np.floor(t + 1e-9)
@@ -164,17 +189,15 @@ def parent_group(structure: Any, symprec: float = 1e-3) -> ParentGroup:
     w_all = np.array([v[0] for v in ops.values()])
     t_all = np.array([v[1] for v in ops.values()])
     cart = np.einsum("ij,gjk,kl->gil", p_lat.T, w_all, np.linalg.inv(p_lat.T))
-    perm = np.empty((len(w_all), len(p_frac)), dtype=np.int64)
-    shifts = np.empty((len(w_all), len(p_frac), 3), dtype=np.int64)
-    for g, (w, t) in enumerate(zip(w_all, t_all, strict=True)):
-        img = p_frac @ w.T + t
-        for i, x in enumerate(img):
-            d = x[None] - p_frac
-            hit = np.nonzero(np.all(np.abs(d - np.rint(d)) < _POS_TOL, axis=1) & (np.array(p_num) == p_num[i]))[0]
-            if len(hit) != 1:
-                raise StructureError(f"operation {g} of the parent does not map site {i} onto one site")
-            perm[g, i] = hit[0]
-            shifts[g, i] = np.rint(x - p_frac[hit[0]])
+    img = np.einsum("gij,sj->gsi", w_all, p_frac) + t_all[:, None]  # [n_g, n_s, 3]: W x_s + w
+    d = img[:, :, None] - p_frac[None, None]  # [n_g, n_s, n_s, 3]
+    nums = np.asarray(p_num)
+    hits = np.all(np.abs(d - np.rint(d)) < _POS_TOL, axis=-1) & (nums[:, None] == nums[None, :])[None]
+    bad = np.argwhere(hits.sum(axis=-1) != 1)
+    if len(bad):
+        raise StructureError(f"operation {bad[0, 0]} of the parent does not map site {bad[0, 1]} onto one site")
+    perm = np.argmax(hits, axis=-1).astype(np.int64)  # [n_g, n_s]
+    shifts = np.rint(img - p_frac[perm]).astype(np.int64)  # [n_g, n_s, 3]
     return ParentGroup(
         lattice=p_lat,
         frac=p_frac,
@@ -280,12 +303,45 @@ def block_matrix(block: FieldBlock, r: np.ndarray) -> np.ndarray:
     return _wigner_std(block.l, block.p, r)
 
 
+def _wigner_all(l: int, rotations: np.ndarray) -> np.ndarray:
+    """[n_g, 2l+1, 2l+1] :func:`_wigner_std` of every operation before its parity factor.
+
+    The harmonics of the rotated probes are evaluated for all operations at once; the solves stay one per
+    operation, which keeps the matrices bit for bit those of :func:`_wigner_std` (a single solve with all
+    right-hand sides differs in the last bits, and the reported directions of degenerate irreps follow the
+    largest of nearly equal projections).
+    """
+    from matsym.basis import real_spherical_harmonics
+
+    y = np.asarray(real_spherical_harmonics(l, _PROBES))  # [64, 2l+1]
+    y_rot = np.asarray(real_spherical_harmonics(l, np.einsum("pj,gij->gpi", _PROBES, rotations)))  # [n_g, 64, 2l+1]
+    return np.array([np.linalg.lstsq(y, yr, rcond=None)[0].T for yr in y_rot])
+
+
 def site_matrices(group: ParentGroup, blocks: tuple[FieldBlock, ...]) -> np.ndarray:
-    """[n_g, D, D] block-diagonal ``ρ(g)`` of every operation."""
+    """[n_g, D, D] block-diagonal ``ρ(g)`` of every operation.
+
+    Whole blocks are filled for all operations at once; Wigner matrices (L ≥ 2) are built once per ``l`` (2e and
+    2o share them up to the parity sign) with the harmonics of all rotated probes in one evaluation: per
+    operation and block, they were most of this function's time (96 solves and 192 harmonics for 2e+2o on Pm-3m).
+    """
     dim = sum(b.dim for b in blocks)
     out = np.zeros((group.n_ops, dim, dim))
-    for g, r in enumerate(group.cart_rotations):
-        for b in blocks:
-            sl = slice(b.start, b.start + b.dim)
-            out[g, sl, sl] = block_matrix(b, r)
+    rots = group.cart_rotations
+    det = np.sign(np.linalg.det(rots))  # [n_g]
+    wigner: dict[int, np.ndarray] = {}
+    for b in blocks:
+        sl = slice(b.start, b.start + b.dim)
+        if b.cartesian:
+            out[:, sl, sl] = rots
+        elif b.l == 0:
+            out[:, sl, sl] = (det if b.p < 0 else np.ones_like(det))[:, None, None]
+        elif b.l == 1:
+            sign = det if b.p > 0 else np.ones_like(det)
+            out[:, sl, sl] = sign[:, None, None] * (_YZX @ rots @ _YZX.T)
+        else:
+            if b.l not in wigner:
+                wigner[b.l] = _wigner_all(b.l, rots)
+            sign = np.where(det < 0, float(b.p * (-1) ** b.l), 1.0)
+            out[:, sl, sl] = wigner[b.l] * sign[:, None, None]
     return out

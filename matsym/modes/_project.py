@@ -32,15 +32,20 @@ def denominator(ks: np.ndarray) -> int:
     return math.lcm(1, *[Fraction(float(x)).limit_denominator(48).denominator for x in np.ravel(ks)])
 
 
+def k_keys(ks: np.ndarray) -> list[tuple[int, ...]]:
+    """:func:`matsym.kvectors.k_key` of each row of ``ks`` [m, 3], in one vectorised pass."""
+    r = reduce_k(np.asarray(ks, dtype=np.float64))  # elementwise: the same numbers as row by row
+    return [tuple(row) for row in (np.rint(r * 1e6).astype(np.int64) % 1_000_000).tolist()]
+
+
 def star(group: ParentGroup, k: np.ndarray) -> tuple[list[np.ndarray], list[int]]:
     """Arms (each exactly ``W^-T k`` of its coset representative) and one operation per arm."""
+    images = group.k_rotations @ k  # [n_g, 3]
     arms, ops, keys = [], [], set()
-    for g in range(group.n_ops):
-        kp = group.image_k(g, k)
-        key = k_key(kp)
+    for g, key in enumerate(k_keys(images)):
         if key not in keys:
             keys.add(key)
-            arms.append(kp)
+            arms.append(images[g])
             ops.append(g)
     return arms, ops
 
@@ -101,7 +106,7 @@ def project_star(
     k_rep: np.ndarray,
     amps: dict[tuple, np.ndarray],
     rho: np.ndarray,
-) -> tuple[list[dict[tuple, np.ndarray]], list[np.ndarray], np.ndarray, list[np.ndarray]]:
+) -> tuple[list[dict[tuple, np.ndarray]], list[np.ndarray], np.ndarray, list[np.ndarray], np.ndarray]:
     """Project the Bloch amplitudes of one star onto every small irrep at ``k_rep``.
 
     Args:
@@ -112,13 +117,12 @@ def project_star(
 
     Returns:
         Per irrep, the component as ``{arm key: amplitude}``; the irreps' characters on the little group; the
-        little group's operation indices; the irrep matrices.
+        little group's operation indices; the irrep matrices; the amplitudes moved by the little group
+        ``[arm, h, n_s, D]`` (for :func:`direction`).
     """
     mats, little = small_irreps(group, k_rep)
     arms, reps = star(group, k_rep)
-    zero = np.zeros((len(group.frac), rho.shape[1]), dtype=complex)
-    pulled = [inverse_apply(group, g, amps.get(k_key(a), zero), k_rep, rho) for a, g in zip(arms, reps, strict=True)]
-    moved = [[group.apply(h, p, k_rep, rho) for h in little] for p in pulled]  # [arm][h]
+    moved = _moved(group, k_rep, amps, rho, arms, reps, little)  # [arm, h, n_s, D]
     out, chars = [], []
     for m in mats:
         chi = np.trace(m, axis1=1, axis2=2)  # [|little|]
@@ -126,11 +130,24 @@ def project_star(
         d = m.shape[1]
         comp: dict[tuple, np.ndarray] = {}
         for a, g, mv in zip(arms, reps, moved, strict=True):
-            proj = (d / len(little)) * np.einsum("h,hsd->sd", np.conj(chi), np.array(mv))
+            proj = (d / len(little)) * np.einsum("h,hsd->sd", np.conj(chi), mv)
             if np.abs(proj).max() > 0:
                 comp[k_key(a)] = group.apply(g, proj, k_rep, rho)
         out.append(comp)
-    return out, chars, little, mats
+    return out, chars, little, mats, moved
+
+
+def _moved(group, k_rep, amps, rho, arms, reps, little) -> np.ndarray:
+    """[arm, h, n_s, D]: each arm's amplitude pulled back to ``k_rep``, then moved by each ``h`` of ``G_k``.
+
+    Arms without content are zero and are not transformed.
+    """
+    out = np.zeros((len(arms), len(little), len(group.frac), rho.shape[1]), dtype=complex)
+    for j, (a, g) in enumerate(zip(arms, reps, strict=True)):
+        amp = amps.get(k_key(a))
+        if amp is not None:
+            out[j] = group.apply_many(little, inverse_apply(group, g, amp, k_rep, rho), k_rep, rho)
+    return out
 
 
 def direction(
@@ -140,8 +157,11 @@ def direction(
     rho: np.ndarray,
     mat: np.ndarray,
     little: np.ndarray,
+    moved: np.ndarray | None = None,
 ) -> np.ndarray:
     """Components of the field along a basis of the full irrep (arms × rows of spgrep's matrices).
+
+    ``moved`` is :func:`project_star`'s ``[arm, h, n_s, D]`` array for the same star and field (computed if None).
 
     The basis is fixed up to one overall phase by the field itself: its largest row projection ``P_aa`` seeds
     row ``a``, the transfer operators ``P_ba`` give the other rows, the coset representatives the other arms.
@@ -149,24 +169,26 @@ def direction(
     arms, reps = star(group, k_rep)
     zero = np.zeros((len(group.frac), rho.shape[1]), dtype=complex)
     pulled = [inverse_apply(group, g, amps.get(k_key(a), zero), k_rep, rho) for a, g in zip(arms, reps, strict=True)]
+    if moved is None:
+        moved = _moved(group, k_rep, amps, rho, arms, reps, little)
     d = mat.shape[1]
     scale = d / len(little)
 
-    def transfer(b: int, a: int, v: np.ndarray) -> np.ndarray:
-        moved = np.array([group.apply(h, v, k_rep, rho) for h in little])
-        return scale * np.einsum("h,hsd->sd", np.conj(mat[:, b, a]), moved)
+    def transfer(b: int, a: int, mv: np.ndarray) -> np.ndarray:  # mv: [h, n_s, D], the vector moved by each h
+        return scale * np.einsum("h,hsd->sd", np.conj(mat[:, b, a]), mv)
 
     best, seed = -1.0, None
-    for j, p in enumerate(pulled):
+    for j in range(len(pulled)):
         for a in range(d):
-            v = transfer(a, a, p)
+            v = transfer(a, a, moved[j])
             n = float(np.linalg.norm(v))
             if n > best:
                 best, seed = n, (j, a, v)
     if seed is None or best == 0.0:
         return np.zeros(len(arms) * d)
     _, a0, v0 = seed
-    basis = [transfer(b, a0, v0 / best) for b in range(d)]
+    mv0 = group.apply_many(little, v0 / best, k_rep, rho)
+    basis = [transfer(b, a0, mv0) for b in range(d)]
     eta = np.array([[np.vdot(e, p) for e in basis] for p in pulled]).ravel()
     big = eta[np.argmax(np.abs(eta))]
     eta = eta * np.conj(big) / abs(big)
@@ -210,39 +232,47 @@ def isotropy_ops(
     norm = max(float(np.abs(a).max()) for a in comp.values()) if comp else 0.0
     grid = np.array(list(itertools.product(range(d), repeat=3)), dtype=np.float64)  # [d^3, 3]
     keys = list(comp)
-    rots, trans, n_pure = [], [], 0
-    for g in range(group.n_ops):
-        if strain is not None:
-            r = group.cart_rotations[g]
-            if np.abs(r @ strain @ r.T - strain).max() > 1e-5:  # Biot strain, dimensionless
-                continue
-        phases, ks, ok = [], [], True
-        for key in keys:
-            img = group.apply(g, comp[key], kvecs[key], rho)
-            kp = reduce_k(group.image_k(g, kvecs[key]))
-            tgt = comp.get(k_key(kp))
-            if tgt is None:
-                ok = False
-                break
-            ratio = np.vdot(tgt, img) / np.vdot(tgt, tgt)
-            if abs(abs(ratio) - 1) > 1e-6 or np.abs(img - ratio * tgt).max() > tol * max(norm, 1e-300):
-                ok = False
-                break
-            phases.append(np.angle(ratio) / (2 * np.pi))
-            ks.append(kp)
-        if not ok:
-            continue
+    ok = np.ones(group.n_ops, dtype=bool)
+    if strain is not None:
+        r = group.cart_rotations
+        images = r @ strain @ np.transpose(r, (0, 2, 1))  # R ε R^T, Biot strain, dimensionless
+        ok &= ~(np.abs(images - strain).max(axis=(1, 2)) > 1e-5)
+    gs = np.nonzero(ok)[0]
+    phases = np.zeros((group.n_ops, len(keys)))
+    kps = np.zeros((group.n_ops, len(keys), 3))
+    for j, key in enumerate(keys):
+        # every operation at once: its image of this arm, and the component's amplitude at the image's k
+        img = group.apply_many(gs, comp[key], kvecs[key], rho)  # [m, n_s, D]
+        kp = reduce_k(group.k_rotations[gs] @ kvecs[key])  # [m, 3]
+        found = np.zeros(len(gs), dtype=bool)
+        tgt = np.zeros_like(img)
+        for i, kk in enumerate(k_keys(kp)):
+            if kk in comp:
+                found[i], tgt[i] = True, comp[kk]
+        tt = np.einsum("msd,msd->m", np.conj(tgt), tgt).real
+        ratio = np.einsum("msd,msd->m", np.conj(tgt), img) / np.where(found, tt, 1.0)
+        dev = np.abs(img - ratio[:, None, None] * tgt).max(axis=(1, 2))
+        good = found & ~(np.abs(np.abs(ratio) - 1) > 1e-6) & ~(dev > tol * max(norm, 1e-300))
+        ok[gs[~good]] = False
+        phases[gs, j] = np.angle(ratio) / (2 * np.pi)
+        kps[gs, j] = kp
+    rots: list[np.ndarray] = []
+    trans: list[np.ndarray] = []
+    n_pure = 0
+    for g in np.nonzero(ok)[0]:
         if keys:
-            frac = grid @ np.array(ks).T - np.array(phases)[None]  # need k'·t ≡ phase (mod 1)
+            frac = grid @ kps[g].T - phases[g][None]  # need k'·t ≡ phase (mod 1)
             good = np.all(np.abs(frac - np.rint(frac)) < 1e-6, axis=1)
         else:
             good = np.ones(len(grid), dtype=bool)
-        for t in grid[good]:
-            rots.append(group.rotations[g])
-            trans.append(((group.translations[g] + t) / d) % 1.0)
+        ts = grid[good]  # [m, 3]
+        rots.append(np.broadcast_to(group.rotations[g], (len(ts), 3, 3)))
+        trans.append(((group.translations[g] + ts) / d) % 1.0)
         if np.array_equal(group.rotations[g], np.eye(3, dtype=np.int64)):
             n_pure = int(good.sum())
-    return np.array(rots, dtype=np.intc), np.array(trans), n_pure
+    if not rots:
+        return np.array([], dtype=np.intc), np.array([]), n_pure
+    return np.concatenate(rots).astype(np.intc), np.concatenate(trans), n_pure
 
 
 def group_type(group: ParentGroup, rots: np.ndarray, trans: np.ndarray, d: int) -> tuple[int, str]:
