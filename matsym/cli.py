@@ -660,10 +660,42 @@ def _preload(modules: Sequence[str]) -> None:
         gc.enable()
 
 
+_PRELOADED: list[str] = []  # modules main(standalone=True) preloaded for its command (see run)
+
+
 def run() -> None:
     """The console entry point (``matsym``, ``python -m matsym``): :func:`main` as the whole of a process, with
-    the start-up of :func:`_preload`; exits with :func:`main`'s status."""
-    sys.exit(main(standalone=True))
+    the start-up of :func:`_preload`; exits with :func:`main`'s status (:func:`_exit_without_teardown` after a
+    command that preloaded torch or pymatgen)."""
+    status = main(standalone=True)
+    if _PRELOADED:
+        _exit_without_teardown(status)
+    sys.exit(status)
+
+
+def _exit_without_teardown(status: int) -> None:
+    """End the process with ``status``: atexit handlers run and the standard streams are flushed, but the
+    interpreter is not torn down.
+
+    After a command that imported torch and pymatgen, the teardown (clearing every module, freeing its 200,000
+    objects, libtorch's static destructors) took 0.15-0.18 s of a 40-atom ``matsym find``; this exit takes
+    0.03 s. Nothing is lost: a command writes and closes its outputs (atomically) before it returns, and
+    handlers registered with :mod:`atexit` (temporary folders, logging) still run. Where a thread other than the
+    main one still runs (none in matsym's commands) the usual exit waits for it.
+    """
+    import atexit
+    import os
+    import threading
+
+    run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if run_exitfuncs is None or any(t.is_alive() for t in others):
+        sys.exit(status)
+    run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status)
 
 
 def main(argv: Sequence[str] | None = None, *, standalone: bool = False) -> int:
@@ -695,7 +727,8 @@ def main(argv: Sequence[str] | None = None, *, standalone: bool = False) -> int:
     with contextlib.suppress(ValueError):  # only the main thread may set handlers
         signal.signal(signal.SIGTERM, _terminate)
     if standalone:
-        _preload(_heavy_imports(args))
+        _PRELOADED[:] = _heavy_imports(args)
+        _preload(_PRELOADED)
     try:
         with _collect_warnings() as caught, using(**_limits(args)):
             status = args.func(args)

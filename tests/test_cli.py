@@ -296,6 +296,32 @@ def test_standalone_run_imports_with_collection_paused_then_frozen(tmp_path):
     assert gc.get_freeze_count() == before and gc.isenabled()
 
 
+def test_standalone_exit_keeps_status_output_and_atexit_handlers(tmp_path):
+    """The entry point ends a preloaded command without the interpreter's teardown (matsym.cli._exit_without_teardown):
+    the exit status, everything printed on stdout and stderr, and atexit handlers registered during the run are kept."""
+    write_structure(cubic_perovskite(), tmp_path / "cubic.cif")
+    code = (
+        "import atexit, sys\n"
+        "from matsym import cli\n"
+        "atexit.register(lambda: open('atexit-ran', 'w').write('yes'))\n"
+        "sys.argv = ['matsym', *sys.argv[1:]]\n"
+        "cli.run()\n"
+    )
+    ok = subprocess.run(
+        [sys.executable, "-c", code, "verify", "cubic.cif", "--json"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["space_groups"]["0.001"] == [221, "Pm-3m"]
+    assert (tmp_path / "atexit-ran").read_text() == "yes"
+    (tmp_path / "atexit-ran").unlink()
+    bad = subprocess.run(
+        [sys.executable, "-c", code, "verify", "cubic.cif", "--expect", "Pnma"], capture_output=True, text=True,
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert bad.returncode == 1 and bad.stderr.startswith("matsym: error: expected Pnma"), bad.stderr
+    assert (tmp_path / "atexit-ran").read_text() == "yes"
+
+
 def test_console_script_matches_module(tmp_path):
     script = Path(sys.executable).with_name("matsym")
     if not script.exists():
