@@ -40,11 +40,11 @@ def write_inputs(folder: Path) -> tuple[Path, Path]:
     return paths
 
 
-def run_child(cmd: list[str]) -> tuple[float, float, str]:
+def run_child(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
     """Wall and CPU seconds of ``cmd`` run to completion, and its stdout (CPU from ``os.wait4``)."""
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=subprocess_env())
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, text=True, env=subprocess_env(**(env or {})))
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
         proc.returncode = os.waitstatus_to_exitcode(status)
@@ -56,9 +56,87 @@ def run_child(cmd: list[str]) -> tuple[float, float, str]:
     return wall, usage.ru_utime + usage.ru_stime, stdout
 
 
+# a child that runs ``matsym find`` as the console entry point does (matsym.cli.run), with timers around its parts
+_PARTS_DRIVER = r"""
+import json, os, sys, time
+t_start = time.perf_counter()
+parts = {}
+
+
+def timed(owner, name, label):
+    original = getattr(owner, name)
+
+    def wrapper(*args, **kwargs):
+        t = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            parts[label] = parts.get(label, 0.0) + time.perf_counter() - t
+
+    setattr(owner, name, wrapper)
+
+
+import matsym.cli as cli
+
+preload = cli._preload
+
+
+def timed_preload(modules):
+    t = time.perf_counter()
+    preload(modules)
+    parts["imports (GC paused)"] = time.perf_counter() - t
+    import matsym.io as io_
+    import matsym.result as result_
+    import matsym.search as search_
+
+    timed(io_, "load_structure", "read the CIF files")
+    timed(search_.OrderParameterSearch, "__init__", "set-up (registration, reduction, graph, network)")
+    timed(search_.OrderParameterSearch, "_optimise", "search steps")
+    timed(search_.OrderParameterSearch, "_result", "result (symmetry modes, prediction)")
+    timed(result_.OrderParameterResult, "to_json", "write result.json")
+
+
+cli._preload = timed_preload
+exit_now = cli._exit_without_teardown
+
+
+def report_then_exit(status):
+    parts["main() in all"] = time.perf_counter() - t_start
+    with open(os.environ["MATSYM_PARTS_OUT"], "w") as fh:
+        json.dump({"parts": parts, "end": time.time()}, fh)
+    exit_now(status)
+
+
+cli._exit_without_teardown = report_then_exit
+cli.run()
+"""
+
+
+def measure_parts(parent: Path, target: Path, folder: Path, runs: int) -> list[dict]:
+    """Per-part seconds of ``runs`` fresh ``matsym find`` processes (see ``_PARTS_DRIVER``), with the process's
+    start (interpreter up to ``main``) and end (after ``main`` returns) from the wall time around it."""
+    out = []
+    for k in range(runs):
+        record = folder / f"parts{k}.json"
+        cmd = [python_executable(), "-c", _PARTS_DRIVER, "find", str(parent), str(target), "--sites", "Ti"]
+        cmd += ["--irreps", IRREPS, "--out", str(folder / f"parts_run{k}"), "--no-progress", "--json"]
+        t0 = time.time()
+        wall, _, _ = run_child(cmd, env={"MATSYM_PARTS_OUT": str(record)})
+        data = json.loads(record.read_text())
+        parts = data["parts"]
+        parts["interpreter start and exit"] = wall - parts["main() in all"]
+        parts["exit (after main)"] = max(0.0, t0 + wall - data["end"])
+        parts["wall"] = wall
+        out.append(parts)
+    return out
+
+
 def main(argv=None) -> int:
     parser = add_common_args(argparse.ArgumentParser(description=__doc__.split("\n")[0]))
     parser.add_argument("--runs", type=int, default=None, help="runs of matsym find (default 5; quick 3)")
+    parser.add_argument(
+        "--parts", type=int, default=None, help="runs that time the parts of matsym find (default 3; quick 1; 0: none)"
+    )
     args = parse_common(parser, argv)
     report = Report("bench_startup", args.quick)
     runs = args.runs or (3 if args.quick else 5)
@@ -76,6 +154,8 @@ def main(argv=None) -> int:
             steps.add(int(result["metrics"]["steps"]))
             finds.append((wall, cpu))
             print(f"  run {k + 1}: {wall:.2f} s wall, {cpu:.2f} s CPU", flush=True)
+        n_parts = args.parts if args.parts is not None else (1 if args.quick else 3)
+        parts = measure_parts(parent, target, Path(tmp), n_parts) if n_parts > 0 else []
     rows = []
     for name, values in (("matsym find (40 atoms)", finds), ("import matsym.search", imports)):
         walls, cpus = [v[0] for v in values], [v[1] for v in values]
@@ -98,13 +178,30 @@ def main(argv=None) -> int:
         f"Space group of predicted.cif at symprec 1e-3: {', '.join(sorted(groups))}; steps {sorted(steps)}. "
         "CPU = user + system time of the child process (os.wait4)."
     )
+    if parts:
+        names = [n for n in parts[0] if n not in ("wall", "main() in all")]
+        report.table(
+            f"Where the time of one matsym find goes (fresh processes as above, medians of {len(parts)}; seconds)",
+            ["part", "s (median)", "range"],
+            [
+                [n, f"{statistics.median(p[n] for p in parts):.3f}", f"{min(p[n] for p in parts):.3f}-"
+                 f"{max(p[n] for p in parts):.3f}"]
+                for n in [*names, "main() in all", "wall"]
+            ],
+        )  # fmt: skip
+        report.note(
+            "Parts are timed by wrapping matsym's functions in the child (_PARTS_DRIVER): 'search steps' is every "
+            "call of OrderParameterSearch._optimise, 'result' the symmetry-mode report and the prediction; the "
+            "rest of main() is argument parsing, writing predicted.cif and model.safetensors, spglib's check of "
+            "the output and the JSON on stdout. 'exit (after main)' is part of 'interpreter start and exit'."
+        )
     median_wall = statistics.median(v[0] for v in finds)
     report.check(
         f"matsym find, 40-atom Pm-3m -> a+b-b-, <= {LIMIT_S:g} s wall, start-up included (issue 14)",
         f"{median_wall:.2f} s (Pnma: {groups == {'Pnma'}})",
         (median_wall <= LIMIT_S and groups == {"Pnma"}) if not args.quick else None,
     )
-    report.data.update({"find_s": finds, "import_s": imports, "space_groups": sorted(groups)})
+    report.data.update({"find_s": finds, "import_s": imports, "space_groups": sorted(groups), "parts": parts})
     return report.finish(args)
 
 
