@@ -10,8 +10,12 @@ Pairs (written once, with the current tree's builders):
   no strain), what ``make demo`` searches;
 - ``pbnm-strained``: the same target in the Pbnm setting, origin shifted and its lattice strained by
   (1.02, 0.985, 1.015), as in ``tests/test_cli.py`` (the strain is part of the target from the strain commit on).
+- ``startup40``: the 40-atom Pm-3m -> a+b-b- pair of ``bench_startup.py`` (2x2x2 cells, ``--sites Ti --irreps
+  0e+0o+1e+1o+2e+2o``), the start-up case of issue 14; ``--compile`` compiles each tree's bytecode first, as
+  ``make venv`` leaves the working tree.
 
-Run: ``python benchmarks/bench_find_commits.py OLD NEW [--rounds 3] [--pairs pnma,pbnm-strained]``.
+Run: ``python benchmarks/bench_find_commits.py OLD NEW [--rounds 3] [--pairs pnma,pbnm-strained,startup40]
+[--compile]``.
 """
 
 from __future__ import annotations
@@ -45,14 +49,22 @@ def _write_pairs(folder: Path) -> dict[str, tuple[Path, Path]]:
     pbnm = Structure(Lattice(lattice), target.species, frac + np.array([0.13, 0.27, 0.41]))
     write_structure(pbnm, folder / "pbnm_strained.cif")
     parent = folder / "parent.cif"
-    return {"pnma": (parent, folder / "pnma.cif"), "pbnm-strained": (parent, folder / "pbnm_strained.cif")}
+    parent40, target40 = folder / "parent40.cif", folder / "target40.cif"
+    cells = tilted_perovskite("a+b-b-", 8.0, supercell=2 * np.eye(3, dtype=int))
+    write_structure(cells[0], parent40)
+    write_structure(cells[1], target40)
+    return {
+        "pnma": (parent, folder / "pnma.cif", []),
+        "pbnm-strained": (parent, folder / "pbnm_strained.cif", []),
+        "startup40": (parent40, target40, ["--sites", "Ti", "--irreps", "0e+0o+1e+1o+2e+2o"]),
+    }
 
 
-def _time_find(tree: Path, parent: Path, target: Path, out: Path) -> float:
+def _time_find(tree: Path, parent: Path, target: Path, options: list[str], out: Path) -> float:
     env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS="1")
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, "-m", "matsym", "find", str(parent), str(target), "--out", str(out), "--force"],
+        [sys.executable, "-m", "matsym", "find", str(parent), str(target), *options, "--out", str(out), "--force"],
         env=env,
         cwd=out.parent,  # not the repository root: ``python -m`` puts the working directory before PYTHONPATH
         capture_output=True,
@@ -68,7 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("commits", nargs="+", help="git commits (the first is the reference)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--pairs", default="pnma,pbnm-strained")
+    parser.add_argument("--pairs", default="pnma,pbnm-strained", help="any of pnma, pbnm-strained, startup40")
+    parser.add_argument(
+        "--compile", action="store_true", help="compile each tree's bytecode first, as `make venv` does"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -79,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             tree = tmp / f"tree{k}"
             subprocess.run(["git", "worktree", "add", "--detach", str(tree), commit], cwd=ROOT, check=True,
                            capture_output=True)  # fmt: skip
+            if args.compile:
+                subprocess.run([sys.executable, "-m", "compileall", "-q", str(tree / "matsym")], check=True)
             trees.append(tree)
         try:
             times: dict[tuple[str, int], list[float]] = {}
