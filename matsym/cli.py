@@ -726,11 +726,11 @@ def main(argv: Sequence[str] | None = None, *, standalone: bool = False) -> int:
 
     with contextlib.suppress(ValueError):  # only the main thread may set handlers
         signal.signal(signal.SIGTERM, _terminate)
-    if standalone:
-        _PRELOADED[:] = _heavy_imports(args)
-        _preload(_PRELOADED)
     try:
         with _collect_warnings() as caught, using(**_limits(args)):
+            if standalone:  # here, as the command's own imports were: same warnings, same Ctrl-C and SIGTERM
+                _PRELOADED[:] = _heavy_imports(args)
+                _preload(_PRELOADED)
             status = args.func(args)
     except OutputExistsError as exc:
         where = exc.path if exc.path is not None else "an output"

@@ -322,6 +322,25 @@ def test_standalone_exit_keeps_status_output_and_atexit_handlers(tmp_path):
     assert (tmp_path / "atexit-ran").read_text() == "yes"
 
 
+def test_interrupt_while_preloading_ends_like_any_interrupt(tmp_path):
+    """Ctrl-C while the entry point imports torch (simulated: the import raises KeyboardInterrupt) gives the usual
+    one line and exit status 130, not a traceback."""
+    code = (
+        "import importlib, sys\n"
+        "from matsym import cli\n"
+        "real = importlib.import_module\n"
+        "def interrupted(name, *args):\n"
+        "    if name == 'torch':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args)\n"
+        "importlib.import_module = interrupted\n"
+        "sys.argv = ['matsym', 'find', 'a.cif', 'b.cif', '-o', 'run']\n"
+        "cli.run()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 130 and proc.stderr.strip() == "matsym: interrupted", proc.stderr
+
+
 def test_console_script_matches_module(tmp_path):
     script = Path(sys.executable).with_name("matsym")
     if not script.exists():
