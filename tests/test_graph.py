@@ -12,7 +12,7 @@ from ase.neighborlist import neighbor_list
 from pymatgen.core import Lattice, Molecule, Structure
 from scipy.spatial.transform import Rotation
 
-from matsym.errors import CutoffError
+from matsym.errors import CutoffError, DisorderError
 from matsym.graph import CrystalGraph, build_graph, nearest_neighbor_distances
 from matsym.io import to_ase
 
@@ -375,3 +375,17 @@ def test_lexsort_fallback_gives_the_same_graph(monkeypatch, cells):
         np.testing.assert_array_equal(getattr(fallback, name), getattr(packed, name))
         assert getattr(fallback, name).dtype == np.int64
     np.testing.assert_allclose(fallback.edge_vec, packed.edge_vec, rtol=0, atol=1e-12)
+
+
+def test_site_symbols_read_ordered_species_and_refuse_disorder():
+    """Species with oxidation states give their element symbols; a solid-solution site (Ba0.5Sr0.5TiO3, A site
+    half Ba, half Sr) is refused with a DisorderError, as is a site of occupancy below 1."""
+    positions = [[0, 0, 0], [0.5, 0.5, 0.5], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]
+    lattice = Lattice.cubic(3.95)
+    ionic = Structure(lattice, ["Sr2+", "Ti4+", "O2-", "O2-", "O2-"], positions)
+    assert build_graph(ionic, 4.0).species == ["Sr", "Ti", "O", "O", "O"]
+    for a_site in ({"Ba": 0.5, "Sr": 0.5}, {"Sr": 0.9}):
+        disordered = Structure(lattice, [a_site, "Ti", "O", "O", "O"], positions)
+        with pytest.raises(DisorderError):
+            build_graph(disordered, 4.0)
+
