@@ -177,14 +177,14 @@ def build_graph(
     if backend not in BACKENDS:
         raise InputError(f"graph backend must be one of {', '.join(BACKENDS)}; got {backend!r}")
 
-    from matsym.io import _validated_positions, validate_structure
+    from matsym.io import _validated_positions, site_symbols, validate_structure
 
     rc = _check_cutoff(cutoff)
     # pymatgen objects are only read here: no copy. The close-contact check reuses the edges found below.
     s = obj if isinstance(obj, (IStructure, IMolecule)) else load_structure(obj, validate=False)
     # [n, 3], our own copy (made read-only below)
     positions = _validated_positions(s, min_distance=0.0 if min_distance <= rc else min_distance, check_order=False)
-    species = _site_symbols(s)
+    species = site_symbols(s)
     if species is None:
         validate_structure(s, min_distance=0.0)  # raises DisorderError naming the site
         raise DisorderError("structure has a disordered site: expected one element of occupancy 1 per site")
@@ -241,21 +241,6 @@ def build_graph(
         edge_vec=vec,
         cutoff=rc,
     )
-
-
-def _site_symbols(s) -> list[str] | None:
-    """Element symbol of every site, or None if a site is disordered (not one species of occupancy 1).
-
-    What ``site.specie.symbol`` gives, with the same test of order as pymatgen's ``Site.is_ordered``, read once
-    per site instead of twice (14 ms -> 7 ms at 20,480 sites).
-    """
-    symbols = []
-    for site in s:
-        composition = site.species
-        if len(composition) != 1 or composition.num_atoms != 1:
-            return None
-        symbols.append(next(iter(composition)).symbol)
-    return symbols
 
 
 _KEY_BITS = 63  # bits of the packed sort key (int64); a lexsort takes over beyond
